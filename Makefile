@@ -1,0 +1,36 @@
+# `make train` and `make test` set up .venv on first use (and when pyproject.toml changes).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DATA := data/synthetic
+
+.PHONY: train test lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(DEMO_DATA)/train/train.csv: | $(STAMP)
+	$(PY) -m mask_age_gender.data.synthetic --out $(DEMO_DATA) --people 300 --eval-people 60 --seed 0
+
+train: $(STAMP) $(DEMO_DATA)/train/train.csv
+	$(PY) -m mask_age_gender.train experiment=demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -ra --durations=15
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) outputs multirun

@@ -1,0 +1,213 @@
+"""Reader of the competition archive: one table row per photo, checked before training starts.
+
+Hand-written because no library knows this layout. It survives the real archive's quirks
+(AppleDouble ``._*`` files, mixed extensions, suffixed ids, one id shared by two folders) and
+collects every problem it finds into one :class:`ArchiveError` naming the file and the row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from mask_age_gender.labels import DEFAULT_AGE_BINS, GENDER_NAMES, PHOTO_MASK, age_group, encode
+
+TRAIN_CSV = "train/train.csv"
+TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
+EVAL_CSV = "eval/info.csv"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MAX_LISTED = 30  # problems listed in one error; the rest are counted
+MAX_AGE = 120
+
+
+class ArchiveError(ValueError):
+    """Every problem found in an archive, one per line, each naming its file and row."""
+
+    def __init__(self, root: Path, problems: Sequence[str]):
+        self.problems = list(problems)
+        listed = "\n".join(f"  - {p}" for p in self.problems[:MAX_LISTED])
+        more = len(self.problems) - MAX_LISTED
+        tail = f"\n  … and {more} more" if more > 0 else ""
+        count = len(self.problems)
+        super().__init__(f"archive {root}: {count} problem{'s' * (count != 1)}\n{listed}{tail}")
+
+
+def read_train(
+    root: str | Path,
+    age_bins: Sequence[int] = DEFAULT_AGE_BINS,
+    verify_images: bool | str = True,
+) -> pd.DataFrame:
+    """Table of the training photos: path, person, id, gender, race, age, photo, mask, age_group, label.
+
+    ``person`` is the profile folder (the real archive has one id for two people).
+    ``verify_images``: True checks each photo's header, ``"full"`` decodes it, False skips.
+    Raises :class:`ArchiveError` listing every problem found.
+    """
+    root = Path(root)
+    people, problems = _read_train_csv(root)
+    rows: list[dict] = []
+    for line, person in people.iterrows():
+        found, folder_problems = _photos_of(root, person["path"], line)
+        problems += folder_problems
+        for stem, photo in found.items():
+            rows.append(
+                {
+                    "path": str(photo),
+                    "person": person["path"],
+                    "id": person["id"],
+                    "gender": person["gender"],
+                    "race": person["race"],
+                    "age": person["age"],
+                    "photo": stem,
+                }
+            )
+    if problems:
+        raise ArchiveError(root, problems)
+    table = pd.DataFrame(rows)
+    problems = _verify_images(root, table["path"], verify_images)
+    if problems:
+        raise ArchiveError(root, problems)
+    table["mask"] = table["photo"].map(PHOTO_MASK).astype(int)
+    table["age_group"] = age_group(table["age"].to_numpy(), age_bins)
+    table["label"] = encode(table["mask"], table["gender"], table["age_group"])
+    return table
+
+
+def read_eval(root: str | Path, verify_images: bool | str = True) -> pd.DataFrame | None:
+    """Table of the eval photos in ``eval/info.csv`` order (image_id, path), or None without eval/."""
+    root = Path(root)
+    if not (root / "eval").is_dir():
+        return None
+    info = _read_csv(root, EVAL_CSV, ("ImageID",))
+    problems = []
+    paths = []
+    for i, image_id in enumerate(info["ImageID"]):
+        path = _inside(root, root / "eval" / "images" / str(image_id))
+        if path is None:
+            problems.append(f"{EVAL_CSV} row {i + 1}: ImageID '{image_id}' points outside the archive")
+        elif not path.is_file():
+            problems.append(f"{EVAL_CSV} row {i + 1}: image eval/images/{image_id} not found")
+        paths.append(str(path))
+    if info.empty:
+        problems.append(f"{EVAL_CSV} has no rows")
+    if problems:
+        raise ArchiveError(root, problems)
+    table = pd.DataFrame({"image_id": info["ImageID"].astype(str), "path": paths})
+    problems = _verify_images(root, table["path"], verify_images)
+    if problems:
+        raise ArchiveError(root, problems)
+    return table
+
+
+def _read_csv(root: Path, name: str, columns: Sequence[str]) -> pd.DataFrame:
+    """A csv of the archive as text columns, refusing a missing file or missing columns."""
+    path = root / name
+    if not path.is_file():
+        raise ArchiveError(root, [f"{name} not found (expected {path})"])
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise ArchiveError(root, [f"{name} is not a readable csv: {err}"]) from err
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        found = ",".join(table.columns)
+        raise ArchiveError(
+            root, [f"{name}: missing column(s) {', '.join(missing)} (has {found or 'none'})"]
+        )
+    return table
+
+
+def _read_train_csv(root: Path) -> tuple[pd.DataFrame, list[str]]:
+    """People of train.csv with gender as 0/1 and age as int; rows with problems are dropped."""
+    table = _read_csv(root, TRAIN_CSV, TRAIN_COLUMNS)
+    problems: list[str] = []
+    if table.empty:
+        problems.append(f"{TRAIN_CSV} has no rows: the archive is empty")
+    keep, genders, ages = [], [], []
+    seen_paths: dict[str, int] = {}
+    for i, row in table.iterrows():
+        where = f"{TRAIN_CSV} row {i + 1}"
+        row_problems = []
+        gender = GENDER_NAMES.get(row["gender"].strip().lower())
+        if gender is None:
+            row_problems.append(f"{where}: gender '{row['gender']}' is not male or female")
+        age = _parse_age(row["age"])
+        if age is None:
+            row_problems.append(f"{where}: age '{row['age']}' is not an integer in 0..{MAX_AGE}")
+        if not row["path"].strip():
+            row_problems.append(f"{where}: path is empty")
+        elif row["path"] in seen_paths:
+            first = seen_paths[row["path"]]
+            row_problems.append(f"{where}: folder '{row['path']}' already listed in row {first}")
+        seen_paths.setdefault(row["path"], i + 1)
+        problems += row_problems
+        keep.append(not row_problems)
+        genders.append(gender)
+        ages.append(age)
+    table["gender"], table["age"] = genders, ages
+    return table[keep].astype({"gender": int, "age": int}), problems
+
+
+def _parse_age(text: str) -> int | None:
+    try:
+        age = int(text.strip())
+    except ValueError:
+        return None
+    return age if 0 <= age <= MAX_AGE else None
+
+
+def _photos_of(root: Path, folder: str, line: int) -> tuple[dict[str, Path], list[str]]:
+    """The seven photos of one profile folder by stem, and what is wrong with the folder."""
+    where = f"{TRAIN_CSV} row {line + 1}"
+    directory = _inside(root, root / "train" / "images" / folder)
+    if directory is None:
+        return {}, [f"{where}: path '{folder}' points outside the archive"]
+    if not directory.is_dir():
+        return {}, [f"{where}: folder train/images/{folder} not found"]
+    by_stem: dict[str, list[str]] = {}
+    for name in sorted(os.listdir(directory)):
+        stem, ext = os.path.splitext(name)
+        if name.startswith(".") or ext.lower() not in IMAGE_EXTENSIONS or stem not in PHOTO_MASK:
+            continue  # AppleDouble `._*` files, .DS_Store, stray non-photos
+        by_stem.setdefault(stem, []).append(name)
+    problems = []
+    for stem in PHOTO_MASK:
+        names = by_stem.get(stem, [])
+        if not names:
+            problems.append(
+                f"train/images/{folder}: photo '{stem}' missing "
+                f"(expected {stem} with extension {', '.join(IMAGE_EXTENSIONS)})"
+            )
+        elif len(names) > 1:
+            problems.append(f"train/images/{folder}: two files for photo '{stem}': {', '.join(names)}")
+    found = {stem: directory / names[0] for stem, names in by_stem.items() if len(names) == 1}
+    return found, problems
+
+
+def _inside(root: Path, path: Path) -> Path | None:
+    """``path`` if it resolves inside the archive (links included), else None."""
+    resolved = path.resolve()
+    return path if resolved.is_relative_to(root.resolve()) else None
+
+
+def _verify_images(root: Path, paths: pd.Series, mode: bool | str) -> list[str]:
+    """Problems with photos that cannot be opened: header pass, or full decode with 'full'."""
+    if mode not in (True, False, "full"):
+        raise ValueError(f"data.verify_images must be true, false or full, got {mode!r}")
+    if not mode:
+        return []
+    problems = []
+    desc = "decoding photos" if mode == "full" else "checking photo headers"
+    for path in tqdm(paths, desc=desc, leave=False, mininterval=1.0):
+        try:
+            with Image.open(path) as image:
+                if mode == "full":
+                    image.load()
+        except Exception as err:  # PIL raises many types for a bad file; each names the photo
+            problems.append(f"{Path(path).relative_to(root)}: cannot be decoded ({err})")
+    return problems

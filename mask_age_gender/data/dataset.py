@@ -1,0 +1,40 @@
+"""Photos as tensors: decode to RGB whatever the file's mode, then apply the stage's pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+def load_rgb(path: str) -> np.ndarray:
+    """H×W×3 uint8 RGB array of a photo, converting L, RGBA, P, CMYK… to RGB."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except Exception as err:  # name the photo: a bare worker traceback does not
+        raise OSError(f"photo {path} cannot be decoded: {err}") from err
+
+
+class FaceDataset(Dataset):
+    """(image tensor, 18-class label) pairs; label -1 where the truth is unknown (eval)."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        labels: Sequence[int] | None,
+        transform: Callable[..., dict],
+    ):
+        self.paths = list(paths)
+        self.labels = [-1] * len(self.paths) if labels is None else [int(y) for y in labels]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.transform(image=load_rgb(self.paths[index]))["image"]
+        return image, self.labels[index]

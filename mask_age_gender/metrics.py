@@ -1,0 +1,47 @@
+"""Task metrics with torchmetrics: macro F1 and accuracy over 18 classes, macro F1 per task.
+
+Per-task scores come from the decoded 18-class prediction, so both heads are scored alike.
+Under DDP torchmetrics gathers the states, so scores cover the whole validation set.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
+
+
+class TaskMetrics(nn.Module):
+    """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` accumulated over batches."""
+
+    def __init__(self):
+        super().__init__()
+        self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
+        self.acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.task_f1 = nn.ModuleDict(
+            {task: MulticlassF1Score(n, average="macro") for task, n in TASK_CLASSES.items()}
+        )
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.f1.update(preds, target)
+        self.acc.update(preds, target)
+        for metric, p, t in zip(self.task_f1.values(), decode(preds), decode(target), strict=True):
+            metric.update(p, t)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        scores = {"f1": self.f1.compute(), "acc": self.acc.compute()}
+        scores |= {f"f1_{task}": metric.compute() for task, metric in self.task_f1.items()}
+        return scores
+
+    def reset(self) -> None:
+        for metric in [self.f1, self.acc, *self.task_f1.values()]:
+            metric.reset()
+
+
+def score(preds: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """The same scores for a whole set of predictions at once."""
+    metrics = TaskMetrics()
+    metrics.update(preds, target)
+    return {name: float(value) for name, value in metrics.compute().items()}

@@ -1,0 +1,54 @@
+"""Classification heads over pooled backbone features.
+
+Both return a dict of logits by task and turn them into probabilities over the 18 classes,
+so metrics, predictions and ensembles never need to know which head was used.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
+
+
+class SingleHead(nn.Module):
+    """One 18-way classifier."""
+
+    def __init__(self, in_features: int, dropout: float = 0.0):
+        super().__init__()
+        self.tasks = {"class": NUM_CLASSES}
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, NUM_CLASSES))
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"class": self.classifier(features)}
+
+    def targets(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"class": labels}
+
+    def probabilities(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        return logits["class"].float().softmax(dim=-1)
+
+
+class MultiHead(nn.Module):
+    """Three classifiers (mask 3, gender 2, age 3); the 18-class probability is their product."""
+
+    def __init__(self, in_features: int, dropout: float = 0.0):
+        super().__init__()
+        self.tasks = dict(TASK_CLASSES)
+        self.dropout = nn.Dropout(dropout)
+        self.classifiers = nn.ModuleDict(
+            {task: nn.Linear(in_features, n) for task, n in self.tasks.items()}
+        )
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.dropout(features)
+        return {task: layer(features) for task, layer in self.classifiers.items()}
+
+    def targets(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.tasks, decode(labels), strict=True))
+
+    def probabilities(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask, gender, age = (logits[t].float().softmax(dim=-1) for t in self.tasks)
+        # class = mask*6 + gender*3 + age is the row-major order of a (3, 2, 3) array
+        return torch.einsum("bm,bg,ba->bmga", mask, gender, age).flatten(1)

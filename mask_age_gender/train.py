@@ -1,0 +1,141 @@
+"""One training run: ``python -m mask_age_gender.train [overrides]`` (``-m`` for sweeps).
+
+seed → model → data (read, checked and split before anything is written) → callbacks,
+loggers, trainer → fit → score the best checkpoint on validation → run-directory files.
+Returns the validation macro F1, the value a sweep optimises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mask_age_gender import resolvers  # noqa: F401  (registers ${mixed_precision:})
+from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.files import write_csv_atomic, write_json_atomic
+from mask_age_gender.metrics import score
+from mask_age_gender.models.module import FaceClassifier, normalization
+from mask_age_gender.predict import predict_proba
+
+log = logging.getLogger(__name__)
+
+
+class DataNotFound(FileNotFoundError):
+    """No archive where ``data.root`` points."""
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one model as configured and write its run directory; returns val macro F1."""
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    check_archive_exists(Path(cfg.data.root))
+    pl.seed_everything(cfg.seed, workers=True)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    module = FaceClassifier(config)
+    mean, std = normalization(config, module.backbone)
+    datamodule: FaceDataModule = instantiate(cfg.data, transform=config["transform"], mean=mean, std=std)
+    datamodule.setup("fit")
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer.fit(module, datamodule=datamodule)
+    if not trainer.is_global_zero:
+        return float("nan")
+    summary = write_results(trainer, module, datamodule, run_dir)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    summary |= {"status": "finished", **hydra_choices()}
+    write_json_atomic(run_dir / "summary.json", summary)
+    log.info("val macro F1 %.4f (best epoch %d)", summary["val_f1"], summary["best_epoch"])
+    log.info("run directory: %s", run_dir.resolve())
+    for name in ("summary.json", "val_predictions.csv", "submission.csv", "checkpoints/best.ckpt"):
+        if (run_dir / name).exists():
+            log.info("  %s", run_dir.resolve() / name)
+    return summary["val_f1"]
+
+
+def check_archive_exists(root: Path) -> None:
+    if not (root / "train" / "train.csv").is_file():
+        raise DataNotFound(
+            f"no archive at data.root={root.resolve()}: expected train/train.csv and "
+            "train/images/ there (eval/ optional). Point data.root=DIR at the competition "
+            "archive, or run `make train` to train the demo on a generated synthetic archive."
+        )
+
+
+def write_results(
+    trainer: pl.Trainer, module: FaceClassifier, datamodule: FaceDataModule, run_dir: Path
+) -> dict[str, Any]:
+    """Score the best checkpoint on validation, write its predictions and the submission."""
+    best_ckpt = Path(trainer.checkpoint_callback.best_model_path)
+    state = torch.load(best_ckpt, map_location=module.device, weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    val = datamodule.val_table
+    probs = predict_proba(module, datamodule.val_dataloader(), desc="validation predictions")
+    preds = probs.argmax(axis=1)
+    write_csv_atomic(run_dir / "val_predictions.csv", prediction_table(val, preds, probs))
+    eval_loader = datamodule.eval_dataloader()
+    if eval_loader is not None:
+        eval_probs = predict_proba(module, eval_loader, desc="eval predictions")
+        submission = pd.DataFrame(
+            {"ImageID": datamodule.eval_table["image_id"], "ans": eval_probs.argmax(axis=1)}
+        )
+        write_csv_atomic(run_dir / "submission.csv", submission)
+    history = epoch_history(run_dir / "metrics.csv")
+    best_epoch = int(history["val/f1"].idxmax())
+    at_best = history.loc[best_epoch]
+    scores = score(torch.tensor(preds), torch.tensor(val["label"].to_numpy()))
+    return {
+        **{f"val_{name}": round(value, 6) for name, value in scores.items()},
+        "val_loss": float(at_best["val/loss"]),
+        "train_f1": float(at_best.get("train/f1", np.nan)),
+        "train_acc": float(at_best.get("train/acc", np.nan)),
+        "train_loss": float(at_best.get("train/loss", np.nan)),
+        "best_epoch": best_epoch,
+        "epochs_run": int(trainer.current_epoch),
+        **datamodule.summary(),
+        "best_ckpt": str(best_ckpt.resolve().relative_to(run_dir.resolve())),
+        "last_ckpt": "checkpoints/last.ckpt",
+    }
+
+
+def prediction_table(table: pd.DataFrame, preds: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """One row per photo: path, person, age, true and predicted class, the 18 probabilities."""
+    out = table[["path", "person", "age"]].assign(true=table["label"].to_numpy(), pred=preds)
+    columns = pd.DataFrame(probs.round(6), columns=[f"p{k:02d}" for k in range(probs.shape[1])])
+    return pd.concat([out.reset_index(drop=True), columns], axis=1)
+
+
+def epoch_history(metrics_csv: Path) -> pd.DataFrame:
+    """Per-epoch metrics from the CSV logger's file (train and val rows merged by epoch)."""
+    if not metrics_csv.is_file():
+        raise FileNotFoundError(f"{metrics_csv} missing: keep the csv logger in logger=…")
+    rows = pd.read_csv(metrics_csv)
+    return rows.drop(columns=["step"], errors="ignore").groupby("epoch").first()
+
+
+def hydra_choices() -> dict[str, str | None]:
+    """The option chosen in each config group (model, head, loss, …), for the ledger."""
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {group: option for group, option in choices.items() if not group.startswith("hydra")}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
