@@ -44,7 +44,9 @@ def train(cfg: DictConfig) -> float:
     config = OmegaConf.to_container(cfg, resolve=True)
     module = FaceClassifier(config)
     mean, std = normalization(config, module.backbone)
-    datamodule: FaceDataModule = instantiate(cfg.data, transform=config["transform"], mean=mean, std=std)
+    datamodule: FaceDataModule = instantiate(
+        cfg.data, transform=config["transform"], mean=mean, std=std, _recursive_=False
+    )
     datamodule.setup("fit")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]

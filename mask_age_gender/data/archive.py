@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
@@ -42,7 +43,8 @@ def read_train(
     age_bins: Sequence[int] = DEFAULT_AGE_BINS,
     verify_images: bool | str = True,
 ) -> pd.DataFrame:
-    """Table of the training photos: path, person, id, gender, race, age, photo, mask, age_group, label.
+    """One row per training photo: path, person, id, gender, race, age, photo, mask, age_group,
+    label.
 
     ``person`` is the profile folder (the real archive has one id for two people).
     ``verify_images``: True checks each photo's header, ``"full"`` decodes it, False skips.
@@ -79,7 +81,7 @@ def read_train(
 
 
 def read_eval(root: str | Path, verify_images: bool | str = True) -> pd.DataFrame | None:
-    """Table of the eval photos in ``eval/info.csv`` order (image_id, path), or None without eval/."""
+    """The eval photos in ``eval/info.csv`` order (image_id, path); None without eval/."""
     root = Path(root)
     if not (root / "eval").is_dir():
         return None
@@ -89,7 +91,9 @@ def read_eval(root: str | Path, verify_images: bool | str = True) -> pd.DataFram
     for i, image_id in enumerate(info["ImageID"]):
         path = _inside(root, root / "eval" / "images" / str(image_id))
         if path is None:
-            problems.append(f"{EVAL_CSV} row {i + 1}: ImageID '{image_id}' points outside the archive")
+            problems.append(
+                f"{EVAL_CSV} row {i + 1}: ImageID '{image_id}' points outside the archive"
+            )
         elif not path.is_file():
             problems.append(f"{EVAL_CSV} row {i + 1}: image eval/images/{image_id} not found")
         paths.append(str(path))
@@ -150,7 +154,7 @@ def _read_train_csv(root: Path) -> tuple[pd.DataFrame, list[str]]:
         genders.append(gender)
         ages.append(age)
     table["gender"], table["age"] = genders, ages
-    return table[keep].astype({"gender": int, "age": int}), problems
+    return table.loc[np.array(keep, dtype=bool)].astype({"gender": int, "age": int}), problems
 
 
 def _parse_age(text: str) -> int | None:
@@ -184,7 +188,9 @@ def _photos_of(root: Path, folder: str, line: int) -> tuple[dict[str, Path], lis
                 f"(expected {stem} with extension {', '.join(IMAGE_EXTENSIONS)})"
             )
         elif len(names) > 1:
-            problems.append(f"train/images/{folder}: two files for photo '{stem}': {', '.join(names)}")
+            problems.append(
+                f"train/images/{folder}: two files for photo '{stem}': {', '.join(names)}"
+            )
     found = {stem: directory / names[0] for stem, names in by_stem.items() if len(names) == 1}
     return found, problems
 

@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny generated archive and the real training config, shrunk for the CPU."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from mask_age_gender.data.synthetic import generate_archive
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+PEOPLE, EVAL_PEOPLE = 30, 3
+SIZE = (48, 64)  # width, height of the generated photos
+
+# A tiny run: 2 epochs of a tiny timm model on 64×48 inputs, in this process, on the CPU.
+TINY = [
+    "model=test_resnet",
+    "trainer=cpu",
+    "trainer.max_epochs=2",
+    "data.image_size=[64,48]",
+    "data.batch_size=16",
+    "data.num_workers=0",
+    "callbacks.progress_bar=null",
+]
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated archive with every real quirk; read-only by convention (copy to change)."""
+    out = tmp_path_factory.mktemp("archive") / "archive"
+    return generate_archive(out, people=PEOPLE, eval_people=EVAL_PEOPLE, seed=0, size=SIZE)
+
+
+@pytest.fixture
+def archive_copy(archive: Path, tmp_path: Path) -> Path:
+    """A private copy of the archive that a test may break."""
+    return Path(shutil.copytree(archive, tmp_path / "archive"))
+
+
+def compose_config(overrides: list[str], output_dir: Path, name: str = "train") -> DictConfig:
+    """The real config with overrides, as Hydra's app would see it, writing to ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture
+def train_config(archive: Path, tmp_path: Path) -> Callable[..., DictConfig]:
+    """``train_config(*overrides)``: the tiny training config on the shared archive."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_config([*TINY, f"data.root={archive}", *overrides], tmp_path / "run")
+
+    return make

@@ -1,0 +1,106 @@
+"""Prediction from checkpoints: row order, ensembles, mismatches, untrusted files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mask_age_gender.predict import CheckpointMismatch, predict_archive
+from mask_age_gender.train import train
+
+from .conftest import TINY, compose_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny finished training run on the shared archive."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(compose_config([*TINY, f"data.root={archive}", "trainer.max_epochs=1"], run))
+    return run
+
+
+def predict_config(archive: Path, output: Path, *overrides: str):
+    return compose_config(
+        [f"data.root={archive}", f"output={output}", *overrides], output.parent, name="predict"
+    )
+
+
+def test_predict_reproduces_the_runs_submission_in_info_csv_order(
+    archive: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "submission.csv"
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    cfg = predict_config(archive, output, f"ckpt={ckpt}")
+    predict_archive(cfg)
+    written = pd.read_csv(output, dtype={"ImageID": str})
+    info = pd.read_csv(archive / "eval" / "info.csv", dtype=str)
+    assert written.columns.tolist() == ["ImageID", "ans"]
+    assert written["ImageID"].tolist() == info["ImageID"].tolist()
+    expected = pd.read_csv(run_dir / "submission.csv", dtype={"ImageID": str})
+    assert written.equals(expected)
+
+
+def test_an_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(
+    archive: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    cfg = predict_config(archive, tmp_path / "pair.csv", f"ckpt=[{ckpt},{ckpt}]", "tta=hflip")
+    pair = predict_archive(cfg)
+    single = predict_archive(
+        predict_config(archive, tmp_path / "one.csv", f"ckpt={ckpt}", "tta=hflip")
+    )
+    assert pair.equals(single)
+
+
+def test_a_checkpoint_trained_otherwise_is_refused(
+    archive: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    output = tmp_path / "submission.csv"
+    cfg = predict_config(archive, output, f"ckpt={ckpt}", "expect.head=multi")
+    with pytest.raises(CheckpointMismatch, match="trained with head=single.*asks head=multi"):
+        predict_archive(cfg)
+    cfg = predict_config(archive, output, f"ckpt={ckpt}", "expect.age_bins=[30,58]")
+    with pytest.raises(CheckpointMismatch, match="age_bins"):
+        predict_archive(cfg)
+    assert not output.exists()
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": RunsCode()}))
+    cfg = predict_config(archive, tmp_path / "s.csv", f"ckpt={evil}")
+    with pytest.raises(pickle.UnpicklingError):
+        predict_archive(cfg)
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_predict_command_line(archive: Path, run_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "cli.csv"
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    command = [sys.executable, "-m", "mask_age_gender.predict", f"ckpt={ckpt}"]
+    command += [f"data.root={archive}", f"output={output}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert pd.read_csv(output).shape[0] == len(pd.read_csv(archive / "eval" / "info.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.csv"]  # no stray Hydra folders
+
+
+def test_checkpoint_loads_with_weights_only(run_dir: Path) -> None:
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["config"]["model"]["name"] == "test_resnet"
