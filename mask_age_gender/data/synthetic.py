@@ -180,7 +180,7 @@ def _add_id_quirks(rng: np.random.Generator, people: list[Person]) -> list[Perso
     for i in (a, b):
         out[i] = Person(out[i].index, out[i].gender, out[i].age, f"{out[i].id}-1")
     other = "female" if out[d].gender == "male" else "male"  # a different path, same id
-    age = out[c].age if out[c].age != out[d].age else out[c].age + 1
+    age = out[c].age if out[c].age != out[d].age else out[c].age + (1 if out[c].age < 75 else -1)
     out[c] = Person(out[c].index, other, age, out[d].id)
     return out
 
