@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(DEMO_DATA)/train/train.csv: | $(STAMP)
-	$(PY) -m mask_age_gender.data.synthetic --out $(DEMO_DATA) --people 300 --eval-people 60 --seed 0
+	$(PY) -m mask_age_gender.data.synthetic --out $(DEMO_DATA) --people 320 --eval-people 60 --seed 0
 
 train: $(STAMP) $(DEMO_DATA)/train/train.csv
 	$(PY) -m mask_age_gender.train experiment=demo

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mask_age_gender.data.archive import read_eval
+from mask_age_gender.data.datamodule import default_workers
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.files import write_csv_atomic
@@ -62,7 +63,7 @@ def head_name(module: FaceClassifier) -> str:
 
 
 def eval_loader(
-    module: FaceClassifier, paths: list[str], batch_size: int, num_workers: int
+    module: FaceClassifier, paths: list[str], batch_size: int, num_workers: int | None
 ) -> DataLoader:
     """The photos through the checkpoint's own deterministic transform."""
     config = module.hparams.config
@@ -71,7 +72,8 @@ def eval_loader(
         config["transform"], config["data"]["image_size"], mean, std, train=False
     )
     dataset = FaceDataset(paths, None, transform)
-    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    workers = default_workers() if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
 
 
 @torch.inference_mode()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import DictConfig
@@ -65,6 +66,14 @@ def test_a_run_writes_every_run_directory_file(
     assert submission["ans"].between(0, 17).all() and len(submission) == 7 * EVAL_PEOPLE
 
 
+def test_age_bins_move_the_labels_of_a_run(train_config: Callable[..., DictConfig]) -> None:
+    cfg = train_config("data.age_bins=[30,58]", "trainer=debug")
+    train(cfg)
+    preds = pd.read_csv(Path(cfg.paths.output_dir) / "val_predictions.csv")
+    expected_age = np.digitize(preds["age"], [30, 58])
+    assert (preds["true"] % 3 == expected_age).all()
+
+
 def test_missing_archive_says_where_and_how_to_get_the_demo(
     train_config: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
@@ -113,3 +122,20 @@ def test_multirun_gives_one_folder_per_override_combination(archive: Path, tmp_p
     assert len(runs) == 2
     assert any("model=test_resnet" in r for r in runs)
     assert any("model=test_efficientnet" in r for r in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
+def test_other_loggers_write_their_files_and_keep_metrics_csv(
+    train_config: Callable[..., DictConfig], monkeypatch: pytest.MonkeyPatch, logger: str
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = train_config(f"logger={logger}", "trainer=debug")
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert (run / "metrics.csv").is_file() and (run / "summary.json").is_file()
+    pattern = (
+        "tensorboard/events.out.tfevents.*" if logger == "tensorboard" else "wandb/offline-run-*"
+    )
+    assert list(run.glob(pattern)), sorted(str(p.relative_to(run)) for p in run.rglob("*"))
