@@ -59,7 +59,7 @@ def train(cfg: DictConfig) -> float:
         return float("nan")
     summary = write_results(trainer, module, datamodule, run_dir)
     # training photos per second of fit, validation passes included
-    seen = summary["train_images"] * summary["epochs_run"]
+    seen = trainer.num_training_batches * datamodule.batch_size * summary["epochs_run"]
     summary["fit_images_per_s"] = round(seen / fit_seconds, 2)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary |= {"status": "finished", **hydra_choices()}

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mask_age_gender.data.archive import ArchiveError, read_eval, read_train
+from mask_age_gender.data.archive import ArchiveError, read_archive, read_eval, read_train
 from mask_age_gender.data.dataset import load_rgb
 from mask_age_gender.labels import PHOTO_MASK
 
@@ -147,8 +147,7 @@ def test_bad_input_is_refused_by_name_and_writes_nothing(archive_copy: Path, cas
     breaks(archive_copy)
     before = snapshot(archive_copy)
     with pytest.raises(ArchiveError) as caught:
-        read_train(archive_copy)
-        read_eval(archive_copy)
+        read_archive(archive_copy)
     assert message in str(caught.value)
     assert snapshot(archive_copy) == before
 
@@ -157,11 +156,14 @@ def test_all_problems_are_reported_at_once(archive_copy: Path) -> None:
     _edit_csv("gender", "unknown", row=2)(archive_copy)
     _edit_csv("age", "-4", row=5)(archive_copy)
     _photo(archive_copy, "incorrect_mask").unlink()
+    _junk_photo(archive_copy)
+    _eval_missing(archive_copy)
     with pytest.raises(ArchiveError) as caught:
-        read_train(archive_copy)
-    assert len(caught.value.problems) == 3
+        read_archive(archive_copy)
+    assert len(caught.value.problems) == 5
     text = str(caught.value)
-    assert "3 problems" in text and "row 2: gender" in text and "row 5: age '-4'" in text
+    assert "5 problems" in text and "row 2: gender" in text and "row 5: age '-4'" in text
+    assert "mask2.jpg: cannot be decoded" in text and "eval/info.csv row" in text
 
 
 def test_truncated_photo_passes_the_header_check_but_not_a_full_decode(archive_copy: Path) -> None:

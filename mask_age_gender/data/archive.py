@@ -68,10 +68,8 @@ def read_train(
                     "photo": stem,
                 }
             )
-    if problems:
-        raise ArchiveError(root, problems)
-    table = pd.DataFrame(rows)
-    problems = _verify_images(root, table["path"], verify_images)
+    table = pd.DataFrame(rows, columns=["path", "person", "id", "gender", "race", "age", "photo"])
+    problems += _verify_images(root, table["path"], verify_images)
     if problems:
         raise ArchiveError(root, problems)
     table["mask"] = table["photo"].map(PHOTO_MASK).astype(int)
@@ -99,13 +97,33 @@ def read_eval(root: str | Path, verify_images: bool | str = True) -> pd.DataFram
         paths.append(str(path))
     if info.empty:
         problems.append(f"{EVAL_CSV} has no rows")
-    if problems:
-        raise ArchiveError(root, problems)
     table = pd.DataFrame({"image_id": info["ImageID"].astype(str), "path": paths})
-    problems = _verify_images(root, table["path"], verify_images)
+    present = [p for p in table["path"] if Path(p).is_file()]
+    problems += _verify_images(root, present, verify_images)
     if problems:
         raise ArchiveError(root, problems)
     return table
+
+
+def read_archive(
+    root: str | Path,
+    age_bins: Sequence[int] = DEFAULT_AGE_BINS,
+    verify_images: bool | str = True,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(train table, eval table or None), with the problems of both sides in one error."""
+    problems: list[str] = []
+    train = eval_ = None
+    try:
+        train = read_train(root, age_bins, verify_images)
+    except ArchiveError as err:
+        problems += err.problems
+    try:
+        eval_ = read_eval(root, verify_images)
+    except ArchiveError as err:
+        problems += err.problems
+    if problems:
+        raise ArchiveError(Path(root), problems)
+    return train, eval_
 
 
 def _read_csv(root: Path, name: str, columns: Sequence[str]) -> pd.DataFrame:
@@ -201,7 +219,7 @@ def _inside(root: Path, path: Path) -> Path | None:
     return path if resolved.is_relative_to(root.resolve()) else None
 
 
-def _verify_images(root: Path, paths: pd.Series, mode: bool | str) -> list[str]:
+def _verify_images(root: Path, paths: Sequence[str], mode: bool | str) -> list[str]:
     """Problems with photos that cannot be opened: header pass, or full decode with 'full'."""
     if mode not in (True, False, "full"):
         raise ValueError(f"data.verify_images must be true, false or full, got {mode!r}")

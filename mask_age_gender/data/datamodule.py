@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from mask_age_gender.data.archive import read_eval, read_train
+from mask_age_gender.data.archive import read_archive
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.transforms import build_transform
@@ -56,11 +56,10 @@ class FaceDataModule(pl.LightningDataModule):
         """Read, check and split once; later calls reuse the tables."""
         if self.train_table is not None:
             return
-        table = read_train(self.root, self.age_bins, self.verify_images)
+        table, self.eval_table = read_archive(self.root, self.age_bins, self.verify_images)
         self.train_table, self.val_table = split_by_person(
             table, self.n_folds, self.fold, self.seed
         )
-        self.eval_table = read_eval(self.root, self.verify_images)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_table, train=True)
