@@ -27,7 +27,7 @@ from mask_age_gender.data.datamodule import default_workers
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.files import write_csv_atomic
-from mask_age_gender.models.module import FaceClassifier, normalization
+from mask_age_gender.models.module import FaceClassifier
 
 log = logging.getLogger(__name__)
 TTA_MODES = ("none", "hflip")
@@ -66,11 +66,9 @@ def eval_loader(
     module: FaceClassifier, paths: list[str], batch_size: int, num_workers: int | None
 ) -> DataLoader:
     """The photos through the checkpoint's own deterministic transform."""
-    config = module.hparams.config
-    mean, std = normalization(config, module.backbone)
-    transform = build_transform(
-        config["transform"], config["data"]["image_size"], mean, std, train=False
-    )
+    data = module.hparams.config["data"]
+    recipe = module.hparams.config["transform"]
+    transform = build_transform(recipe, data["image_size"], data["mean"], data["std"], train=False)
     dataset = FaceDataset(paths, None, transform)
     workers = default_workers() if num_workers is None else num_workers
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers)

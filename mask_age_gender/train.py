@@ -18,17 +18,22 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EMAWeightAveraging
 
 from mask_age_gender import resolvers  # noqa: F401  (registers ${mixed_precision:})
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.metrics import score
-from mask_age_gender.models.module import FaceClassifier, normalization
+from mask_age_gender.models.module import FaceClassifier, backbone_normalization
 from mask_age_gender.predict import predict_proba
 
 log = logging.getLogger(__name__)
+
+
+FAILED_SCORE = 0.0  # the worst macro F1
 
 
 class DataNotFound(FileNotFoundError):
@@ -43,13 +48,9 @@ def train(cfg: DictConfig) -> float:
     torch.set_flush_denormal(True)  # denormal weights late in training slow CPU steps manifold
     pl.seed_everything(cfg.seed, workers=True)
     config = OmegaConf.to_container(cfg, resolve=True)
-    module = FaceClassifier(config)
-    mean, std = normalization(config, module.backbone)
-    datamodule: FaceDataModule = instantiate(
-        cfg.data, transform=config["transform"], mean=mean, std=std, _recursive_=False
-    )
-    datamodule.setup("fit")
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    datamodule = build_datamodule(config)
+    module = FaceClassifier(config)  # config now holds the normalisation and class weights used
+    callbacks = build_callbacks(config.get("callbacks") or {})
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     fit_started = time.perf_counter()
@@ -70,6 +71,32 @@ def train(cfg: DictConfig) -> float:
         if (run_dir / name).exists():
             log.info("  %s", run_dir.resolve() / name)
     return summary["val_f1"]
+
+
+def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
+    """Read, check and split the archive; record in ``config`` what the data decided
+    (input normalisation, class weights) so the checkpoint carries it to ``predict``."""
+    data = config["data"]
+    if data.get("mean") is None or data.get("std") is None:
+        data["mean"], data["std"] = backbone_normalization(config["model"])
+    datamodule: FaceDataModule = instantiate(
+        {**data, "transform": config["transform"]}, _recursive_=False
+    )
+    datamodule.setup("fit")  # every archive problem surfaces here, before anything is written
+    data["mean"], data["std"] = list(datamodule.mean), list(datamodule.std)
+    if config["loss"].get("class_weights") == "inverse_frequency":
+        tasks = instantiate(config["head"])(in_features=1).tasks
+        config["loss"]["class_weights"] = datamodule.class_weights(tasks)
+    return datamodule
+
+
+def build_callbacks(options: dict[str, Any]) -> list[pl.Callback]:
+    """Every callback config with a ``_target_``; ``ema: true`` adds weight averaging."""
+    callbacks = [instantiate(c) for c in options.values() if isinstance(c, dict) and c]
+    if options.get("ema"):
+        # validation, checkpoints and predictions all use the averaged weights
+        callbacks.append(EMAWeightAveraging(decay=options.get("ema_decay", 0.999)))
+    return callbacks
 
 
 def check_archive_exists(root: Path) -> None:
@@ -142,7 +169,13 @@ def hydra_choices() -> dict[str, str | None]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return train(cfg)
+    try:
+        return train(cfg)
+    except Exception:  # one failed job of a sweep scores worst; the sweep goes on
+        log.exception("this run failed; the sweep continues and scores it %s", FAILED_SCORE)
+        return FAILED_SCORE
 
 
 if __name__ == "__main__":

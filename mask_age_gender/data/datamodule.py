@@ -6,16 +6,21 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from mask_age_gender.data.archive import read_archive
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.split import split_by_person
+from mask_age_gender.data.stats import channel_stats
 from mask_age_gender.data.transforms import build_transform
-from mask_age_gender.labels import check_age_bins
+from mask_age_gender.labels import TASK_CLASSES, age_group, check_age_bins, decode, encode
+
+SAMPLERS = ("none", "weighted")
+BALANCE_BY = {"class": "label", "age": "age_group"}  # data.sampler_balance → table column
 
 
 class FaceDataModule(pl.LightningDataModule):
@@ -34,8 +39,13 @@ class FaceDataModule(pl.LightningDataModule):
         fold: int = 0,
         seed: int = 42,
         age_bins: Sequence[int] = (30, 60),
+        train_age_bins: Sequence[int] | None = None,
         verify_images: bool | str = True,
         pin_memory: bool = True,
+        sampler: str = "none",
+        sampler_balance: str = "class",
+        drop_boundary_ages: int = 0,
+        cache_dir: str | None = None,
     ):
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -46,8 +56,17 @@ class FaceDataModule(pl.LightningDataModule):
         self.num_workers = default_workers() if num_workers is None else num_workers
         self.n_folds, self.fold, self.seed = n_folds, fold, seed
         self.age_bins = check_age_bins(age_bins)
+        self.train_age_bins = check_age_bins(train_age_bins or age_bins)
         self.verify_images = verify_images
         self.pin_memory = pin_memory
+        if sampler not in SAMPLERS or sampler_balance not in BALANCE_BY:
+            raise ValueError(
+                f"data.sampler must be one of {SAMPLERS} and data.sampler_balance one of "
+                f"{tuple(BALANCE_BY)}; got {sampler!r}, {sampler_balance!r}"
+            )
+        self.sampler, self.sampler_balance = sampler, sampler_balance
+        self.drop_boundary_ages = drop_boundary_ages
+        self.cache_dir = cache_dir
         self.train_table: pd.DataFrame | None = None
         self.val_table: pd.DataFrame | None = None
         self.eval_table: pd.DataFrame | None = None
@@ -57,9 +76,14 @@ class FaceDataModule(pl.LightningDataModule):
         if self.train_table is not None:
             return
         table, self.eval_table = read_archive(self.root, self.age_bins, self.verify_images)
-        self.train_table, self.val_table = split_by_person(
-            table, self.n_folds, self.fold, self.seed
-        )
+        train, self.val_table = split_by_person(table, self.n_folds, self.fold, self.seed)
+        near = near_age_boundary(train["age"], self.age_bins, self.drop_boundary_ages)
+        train = train[~near].reset_index(drop=True)  # validation is never filtered
+        self.train_table = relabel_ages(train, self.train_age_bins)  # nor relabelled
+        if self.transform.get("normalize", "backbone") == "train_stats":
+            self.mean, self.std = channel_stats(
+                self.train_table["path"].tolist(), self.image_size, self.cache_dir
+            )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_table, train=True)
@@ -71,16 +95,38 @@ class FaceDataModule(pl.LightningDataModule):
         """The unlabeled eval photos in ``info.csv`` order, or None when the archive has none."""
         return None if self.eval_table is None else self._loader(self.eval_table, train=False)
 
+    def class_weights(self, tasks: Mapping[str, int]) -> dict[str, list[float]]:
+        """Inverse-frequency weights per task of a head, from the training split only:
+        ``n / (classes × count)``, so a balanced split gets weight 1 everywhere."""
+        labels = self.train_table["label"].to_numpy()
+        columns = {"class": labels, **dict(zip(TASK_CLASSES, decode(labels), strict=True))}
+        weights = {}
+        for task, n_classes in tasks.items():
+            counts = np.bincount(columns[task], minlength=n_classes)
+            weights[task] = (len(labels) / (n_classes * np.maximum(counts, 1))).round(6).tolist()
+        return weights
+
+    def _train_sampler(self) -> WeightedRandomSampler | None:
+        """Draws photos so that each class (or age group) is equally likely, with replacement."""
+        if self.sampler == "none":
+            return None
+        groups = self.train_table[BALANCE_BY[self.sampler_balance]].to_numpy()
+        weights = 1.0 / np.bincount(groups)[groups]
+        generator = torch.Generator().manual_seed(self.seed)
+        return WeightedRandomSampler(weights.tolist(), len(groups), generator=generator)
+
     def _loader(self, table: pd.DataFrame, train: bool) -> DataLoader:
         labels = table["label"] if "label" in table else None
         transform = build_transform(
             self.transform, self.image_size, self.mean, self.std, train=train
         )
         dataset = FaceDataset(table["path"], labels, transform)
+        sampler = self._train_sampler() if train else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -95,6 +141,20 @@ class FaceDataModule(pl.LightningDataModule):
             "train_images": len(self.train_table),
             "val_images": len(self.val_table),
         }
+
+
+def relabel_ages(table: pd.DataFrame, age_bins: Sequence[int]) -> pd.DataFrame:
+    """The table with age groups and labels recomputed for other age thresholds."""
+    groups = age_group(table["age"].to_numpy(), age_bins)
+    return table.assign(age_group=groups, label=encode(table["mask"], table["gender"], groups))
+
+
+def near_age_boundary(ages: pd.Series, age_bins: Sequence[int], years: int) -> pd.Series:
+    """People within ``years`` of an age threshold t: ``t - years <= age < t + years``."""
+    near = pd.Series(False, index=ages.index)
+    for threshold in age_bins if years > 0 else []:
+        near |= (ages >= threshold - years) & (ages < threshold + years)
+    return near
 
 
 def default_workers() -> int:

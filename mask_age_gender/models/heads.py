@@ -24,6 +24,7 @@ class SingleHead(nn.Module):
         return {"class": self.classifier(features)}
 
     def targets(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Class indices (B,) or, with label mixing, probabilities (B, 18)."""
         return {"class": labels}
 
     def probabilities(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -46,7 +47,15 @@ class MultiHead(nn.Module):
         return {task: layer(features) for task, layer in self.classifiers.items()}
 
     def targets(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return dict(zip(self.tasks, decode(labels), strict=True))
+        """Per-task targets: decoded class indices, or marginals of mixed (B, 18) targets."""
+        if labels.dim() == 1:
+            return dict(zip(self.tasks, decode(labels), strict=True))
+        joint = labels.reshape(-1, 3, 2, 3)  # mask × gender × age, the order of the class code
+        return {
+            "mask": joint.sum(dim=(2, 3)),
+            "gender": joint.sum(dim=(1, 3)),
+            "age": joint.sum(dim=(1, 2)),
+        }
 
     def probabilities(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
         mask, gender, age = (logits[t].float().softmax(dim=-1) for t in self.tasks)

@@ -12,9 +12,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from timm.models import get_pretrained_cfg
 
 from mask_age_gender.losses import HeadLoss
 from mask_age_gender.metrics import TaskMetrics
+from mask_age_gender.optim import build_optimizer, build_scheduler
 
 
 class FaceClassifier(pl.LightningModule):
@@ -26,9 +28,13 @@ class FaceClassifier(pl.LightningModule):
         self.backbone = instantiate(config["model"])
         self.head = instantiate(config["head"])(in_features=self.backbone.num_features)
         loss = config["loss"]
+        class_weights = loss.get("class_weights")
+        if class_weights is not None and not isinstance(class_weights, dict):
+            raise ValueError(f"loss.class_weights={class_weights!r} was not computed from the data")
         self.criterion = HeadLoss(
-            self.head.tasks, instantiate(loss["criterion"]), loss.get("head_weights")
+            self.head.tasks, instantiate(loss["criterion"]), loss.get("head_weights"), class_weights
         )
+        self.mix = instantiate(config["mix"]) if config.get("mix") else None
         self.train_metrics = TaskMetrics()
         self.val_metrics = TaskMetrics()
 
@@ -42,8 +48,16 @@ class FaceClassifier(pl.LightningModule):
 
     def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
+        targets = labels
+        if stage == "train" and self.mix is not None:
+            images, targets = self.mix(images, labels)
         logits = self(images)
-        loss = self.criterion(logits, self.head.targets(labels))
+        loss = self.criterion(logits, self.head.targets(targets))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{stage} loss is {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step}: lower optimizer.lr or check the inputs"
+            )
         metrics = self.train_metrics if stage == "train" else self.val_metrics
         metrics.update(self.head.probabilities(logits).argmax(dim=1), labels)
         self.log(
@@ -77,25 +91,15 @@ class FaceClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         config = self.hparams.config
-        optimizer = instantiate(config["optimizer"])(params=self.parameters())
-        schedule = config.get("scheduler") or {}
-        if not schedule.get("scheduler"):
-            return optimizer
-        scheduler = instantiate(schedule["scheduler"])(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": schedule.get("interval", "epoch"),
-                "monitor": schedule.get("monitor", "val/loss"),
-            },
-        }
+        optimizer = build_optimizer(self, config["optimizer"])
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        schedule = build_scheduler(optimizer, config.get("scheduler") or {}, total_steps)
+        return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
-def normalization(config: dict[str, Any], backbone: torch.nn.Module) -> tuple[list, list]:
-    """Mean and std for the inputs: ``data.mean``/``data.std`` if set, else the backbone's."""
-    data = config["data"]
-    if data.get("mean") is not None and data.get("std") is not None:
-        return list(data["mean"]), list(data["std"])
-    pretrained = backbone.pretrained_cfg
-    return list(pretrained["mean"]), list(pretrained["std"])
+def backbone_normalization(model: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """Mean and std the backbone was trained with (timm's pretrained config of the model)."""
+    pretrained = get_pretrained_cfg(model["name"])
+    if pretrained is None:
+        raise ValueError(f"timm has no pretrained config for model.name={model['name']!r}")
+    return list(pretrained.mean), list(pretrained.std)
