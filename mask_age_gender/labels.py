@@ -75,3 +75,14 @@ def class_name(label: int) -> str:
     """Human-readable name of one of the 18 classes, e.g. ``wear/female/<30``."""
     mask, gender, age = decode(label)
     return f"{Mask(mask).name.lower()}/{Gender(gender).name.lower()}/{AgeGroup(age).name.lower()}"
+
+
+def attribute_name(task: str, value: int, age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> str:
+    """Name of one task's value: ``incorrect``, ``female``, or an age group with its ages."""
+    if task == "mask":
+        return Mask(value).name.lower()
+    if task == "gender":
+        return Gender(value).name.lower()
+    low, high = check_age_bins(age_bins)
+    ages = (f"<{low}", f"{low}–{high - 1}", f"≥{high}")[value]
+    return f"{AgeGroup(value).name.lower()} ({ages})"

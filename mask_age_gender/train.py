@@ -24,11 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EMAWeightAveraging
 
 from mask_age_gender import resolvers  # noqa: F401  (registers ${mixed_precision:})
+from mask_age_gender.analysis import write_error_analysis
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.metrics import score
 from mask_age_gender.models.module import FaceClassifier, backbone_normalization
 from mask_age_gender.predict import predict_proba
+from mask_age_gender.runs import epoch_history
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ def train(cfg: DictConfig) -> float:
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary |= {"status": "finished", **hydra_choices()}
     write_json_atomic(run_dir / "summary.json", summary)
+    write_error_analysis(run_dir)
     log.info("val macro F1 %.4f (best epoch %d)", summary["val_f1"], summary["best_epoch"])
     log.info("run directory: %s", run_dir.resolve())
     for name in ("summary.json", "val_predictions.csv", "submission.csv", "checkpoints/best.ckpt"):
@@ -149,14 +152,6 @@ def prediction_table(table: pd.DataFrame, preds: np.ndarray, probs: np.ndarray) 
     out = table[["path", "person", "age"]].assign(true=table["label"].to_numpy(), pred=preds)
     columns = pd.DataFrame(probs.round(6), columns=[f"p{k:02d}" for k in range(probs.shape[1])])
     return pd.concat([out.reset_index(drop=True), columns], axis=1)
-
-
-def epoch_history(metrics_csv: Path) -> pd.DataFrame:
-    """Per-epoch metrics from the CSV logger's file (train and val rows merged by epoch)."""
-    if not metrics_csv.is_file():
-        raise FileNotFoundError(f"{metrics_csv} missing: keep the csv logger in logger=…")
-    rows = pd.read_csv(metrics_csv)
-    return rows.drop(columns=["step"], errors="ignore").groupby("epoch").first()
 
 
 def hydra_choices() -> dict[str, str | None]:

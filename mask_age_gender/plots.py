@@ -1,0 +1,216 @@
+"""The figures of the error analysis, drawn with matplotlib's object API (no pyplot).
+
+Figures made with ``matplotlib.figure.Figure`` keep no global state and need no GUI: they are
+rendered by the Agg canvas when saved, and display inline when a notebook cell returns one.
+``run_figures(run)`` gives each figure by the file name it is saved under.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+from sklearn.metrics import confusion_matrix
+
+from mask_age_gender.files import write_bytes_atomic
+from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, TASKS, attribute_name, class_name
+
+if TYPE_CHECKING:  # the analysis draws its figures with this module
+    from mask_age_gender.analysis import RunAnalysis
+
+FIGURES = (
+    "confusion.png",
+    "confusion_tasks.png",
+    "curves.png",
+    "f1_by_age.png",
+    "mistakes.png",
+    "suspects.png",
+)
+THUMBNAIL = 192  # longest side of a photo in a gallery, in pixels
+
+
+def run_figures(run: RunAnalysis) -> dict[str, Figure]:
+    """Every figure of the analysis, by its file name (``FIGURES``)."""
+    drawn = [
+        confusion_figure(run),
+        task_confusion_figure(run),
+        curves_figure(run),
+        f1_by_age_figure(run),
+        mistakes_figure(run),
+        suspects_figure(run),
+    ]
+    return dict(zip(FIGURES, drawn, strict=True))
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Write a figure as a PNG, atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def confusion_figure(run: RunAnalysis) -> Figure:
+    """18×18 confusion matrix of the validation photos, rows true, columns predicted."""
+    table = run.predictions
+    labels = list(range(NUM_CLASSES))
+    matrix = confusion_matrix(table["true"], table["pred"], labels=labels)
+    figure = Figure(figsize=(11, 10), layout="constrained")
+    ax = figure.subplots()
+    names = [f"{k} {class_name(k)}" for k in labels]
+    draw_matrix(ax, matrix, names, names)
+    ax.set_title(
+        f"Confusion matrix, {len(table)} validation photos (macro F1 {run.scores['f1']:.3f})"
+    )
+    return figure
+
+
+def task_confusion_figure(run: RunAnalysis) -> Figure:
+    """Confusion matrices of mask state, gender and age group side by side."""
+    table = run.predictions
+    figure = Figure(figsize=(14, 4.6), layout="constrained")
+    for ax, task in zip(figure.subplots(1, 3), TASKS, strict=True):
+        values = list(range(TASK_CLASSES[task]))
+        matrix = confusion_matrix(table[f"true_{task}"], table[f"pred_{task}"], labels=values)
+        names = [attribute_name(task, v, run.age_bins) for v in values]
+        draw_matrix(ax, matrix, names, names)
+        ax.set_title(f"{task} (F1 {run.scores[f'f1_{task}']:.3f})")
+    return figure
+
+
+def draw_matrix(ax, matrix: np.ndarray, rows: list[str], columns: list[str]) -> None:
+    """A count matrix as a heat map, non-zero counts written in the cells."""
+    ax.imshow(matrix, cmap="Blues")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            color = "white" if count > threshold else "black"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(len(columns)), columns, rotation=90)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+
+
+def curves_figure(run: RunAnalysis) -> Figure:
+    """Train and validation loss and macro F1 per epoch, the best epoch marked."""
+    history = run.history
+    if history is None:
+        return message_figure(
+            Figure(figsize=(10, 3)), "no per-epoch metrics (metrics.csv) in this run"
+        )
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    best = run.summary.get("best_epoch")
+    for ax, metric in zip(figure.subplots(1, 2), ("loss", "f1"), strict=True):
+        for stage in ("train", "val"):
+            column = history.get(f"{stage}/{metric}")
+            if column is not None and column.notna().any():
+                ax.plot(column.dropna().index, column.dropna(), marker="o", label=stage)
+        if best is not None:
+            ax.axvline(best, color="grey", linestyle="--", label=f"best epoch {best}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("macro F1" if metric == "f1" else "loss")
+        ax.set_title(f"{'macro F1' if metric == 'f1' else 'loss'} per epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend()
+    return figure
+
+
+def f1_by_age_figure(run: RunAnalysis) -> Figure:
+    """Macro F1 per true age (one bar a year) and the right-age-group share: the boundary dip."""
+    figure = Figure(figsize=(12, 4), layout="constrained")
+    ax = figure.subplots()
+    by_age = run.by_age
+    ax.bar(by_age["age"], by_age["f1"], width=0.8, color="tab:blue", label="macro F1 (18 classes)")
+    ax.plot(by_age["age"], by_age["age_group_acc"], "k.", label="share with the right age group")
+    for threshold in run.age_bins:
+        ax.axvline(threshold - 0.5, color="tab:red", linestyle="--")
+        ax.text(threshold - 0.5, 1.02, f" {threshold}", color="tab:red", va="bottom")
+    window = run.boundary_years
+    for threshold in run.age_bins:
+        ax.axvspan(threshold - window - 0.5, threshold + window - 0.5, color="tab:red", alpha=0.08)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("true age (years)")
+    ax.set_ylabel("score")
+    ax.set_title(f"Validation by true age (shaded: ±{window} years around the age thresholds)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    return figure
+
+
+def mistakes_figure(run: RunAnalysis, count: int = 16, columns: int = 4) -> Figure:
+    """Gallery of the most confident mistakes, true and predicted class written on each."""
+    mistakes = run.mistakes.head(count)
+    rows = max(1, -(-len(mistakes) // columns))
+    if mistakes.empty:
+        return message_figure(Figure(figsize=(10, 3)), "no mistakes on validation")
+    figure = Figure(figsize=(3 * columns, 3.6 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, row in zip(axes, mistakes.itertuples(), strict=False):
+        title = (
+            f"true {class_name(row.true)}, age {row.age}\n"
+            f"pred {class_name(row.pred)} p={row.confidence:.2f}\n{row.category}"
+        )
+        show_photo(ax, row.path, title, fontsize=8)
+    for ax in axes[len(mistakes) :]:
+        ax.remove()
+    figure.suptitle(f"The {len(mistakes)} most confident mistakes (of {run.taxonomy['mistakes']})")
+    return figure
+
+
+def suspects_figure(run: RunAnalysis, people: int = 6) -> Figure:
+    """The photos of the people whose labels the predictions dispute, one row a person."""
+    suspects = run.suspects.drop_duplicates("person").head(people)
+    if suspects.empty:
+        return message_figure(Figure(figsize=(10, 3)), "no person with a disputed label")
+    by_person = dict(list(run.predictions.groupby("person")))
+    columns = max(len(by_person[p]) for p in suspects["person"])
+    figure = Figure(figsize=(1.8 * columns, 2.9 * len(suspects)), layout="constrained")
+    rows = figure.subfigures(len(suspects), 1, squeeze=False).ravel()
+    for row, person in zip(rows, suspects["person"], strict=True):
+        disputes = run.suspects[run.suspects["person"] == person]
+        claims = "; ".join(
+            f"{r.attribute} {r.label} → {r.predicted} on {r.disputing}/{r.photos} photos"
+            for r in disputes.itertuples()
+        )
+        row.suptitle(f"{person}: {claims}", fontsize=9, fontweight="bold")
+        axes = row.subplots(1, columns, squeeze=False).ravel()
+        photos = by_person[person].sort_values("path")
+        for ax, shot in zip(axes, photos.itertuples(), strict=False):
+            show_photo(ax, shot.path, f"{Path(shot.path).stem}", fontsize=7)
+            ax.set_xlabel(f"pred {class_name(shot.pred)}", fontsize=7)
+        for ax in axes[len(photos) :]:
+            ax.remove()
+    figure.suptitle("People whose label most of their photos' predictions dispute")
+    return figure
+
+
+def show_photo(ax, path: str, title: str, fontsize: int) -> None:
+    """A photo in an axes with a title and no axis (ticks removed: they are slow to lay out)."""
+    ax.imshow(photo(path))
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_frame_on(False)
+
+
+def photo(path: str) -> np.ndarray:
+    """A photo as a small RGB array; a grey tile when the file is gone (the archive moved)."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((THUMBNAIL, THUMBNAIL))
+            return np.asarray(image)
+    except OSError:
+        return np.full((4, 3, 3), 200, dtype=np.uint8)
+
+
+def message_figure(figure: Figure, text: str) -> Figure:
+    """A figure that says why there is nothing to draw (so every file always exists)."""
+    ax = figure.add_axes((0.02, 0.02, 0.96, 0.96))
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=14, transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return figure

@@ -1,0 +1,67 @@
+"""A tiny sweep shared by the analysis, ledger and notebook tests, trained once per session.
+
+Two finished runs that differ in head and learning rate (trained in this process, as Hydra's
+multirun would name them), a run that crashed before training (only ``.hydra/``, as the app
+leaves it) and one that crashed after its first epoch (``metrics.csv``, no summary).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from mask_age_gender.train import train
+
+from .conftest import TINY, compose_config
+
+FINISHED = {  # the first has two epochs to draw curves of, the second is as short as it gets
+    "head=single": ["head=single", "+trainer.limit_train_batches=2"],
+    "head=multi,optimizer.lr=0.01,trainer.max_epochs=1": [
+        *("head=multi", "optimizer.lr=0.01", "trainer.max_epochs=1"),
+        "+trainer.limit_train_batches=1",
+    ],
+}
+CRASHED, CRASHED_MIDWAY = "model=test_vit", "crashed_midway"
+_sweeps: dict[Path, Path] = {}
+
+
+def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sweep folder (built on first use in the session; read-only by convention)."""
+    if archive not in _sweeps:
+        sweep = tmp_path_factory.mktemp("multirun") / "sweep"
+        base = [*TINY, f"data.root={archive}", "trainer.num_sanity_val_steps=0"]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a tiny model: one thread is fast, more spin on a busy CPU
+        try:
+            for name, overrides in FINISHED.items():
+                train(compose_config([*base, *overrides], sweep / name))
+        finally:
+            torch.set_num_threads(threads)
+        write_started_run(sweep / CRASHED, [f"data.root={archive}", "model=test_vit"])
+        write_crashed_midway(sweep / "head=single", sweep / CRASHED_MIDWAY)
+        _sweeps[archive] = sweep
+    return _sweeps[archive]
+
+
+def write_started_run(run_dir: Path, overrides: list[str]) -> None:
+    """What the Hydra app leaves of a run that failed before training: ``.hydra/`` only."""
+    cfg = compose_config(overrides, run_dir)
+    hydra = run_dir / ".hydra"
+    hydra.mkdir(parents=True)
+    OmegaConf.save(cfg, hydra / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": HydraConfig.get()}), hydra / "hydra.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), hydra / "overrides.yaml")
+
+
+def write_crashed_midway(finished: Path, run_dir: Path) -> None:
+    """A run killed during its second epoch: the logger's files with epoch 0 only."""
+    run_dir.mkdir()
+    shutil.copy(finished / "hparams.yaml", run_dir)
+    metrics = pd.read_csv(finished / "metrics.csv")
+    metrics[metrics["epoch"].fillna(0) == 0].to_csv(run_dir / "metrics.csv", index=False)
