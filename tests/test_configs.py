@@ -16,7 +16,7 @@ from mask_age_gender.optim import build_optimizer, build_scheduler, warmup_cosin
 from .conftest import CONF, compose_config
 
 GROUPS = ["data", "model", "head", "loss", "optimizer", "scheduler", "transform", "trainer"]
-GROUPS += ["logger", "callbacks", "experiment", "mix"]
+GROUPS += ["logger", "callbacks", "experiment", "mix", "hparams_search"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 

@@ -1,0 +1,90 @@
+"""The DataModule's training-side options: sampling, class weights, age shifts, train stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.data.stats import channel_stats
+
+BASE = {"normalize": "backbone", "prepare": {}, "augment": {}}
+
+
+def datamodule(archive: Path, **options) -> FaceDataModule:
+    options = {"transform": BASE, "mean": [0.5] * 3, "std": [0.5] * 3, **options}
+    dm = FaceDataModule(root=str(archive), image_size=(32, 24), num_workers=0, **options)
+    dm.setup("fit")
+    return dm
+
+
+@pytest.mark.parametrize(("balance", "column"), [("class", "label"), ("age", "age_group")])
+def test_weighted_sampler_balances_what_it_is_asked_to(
+    archive: Path, balance: str, column: str
+) -> None:
+    dm = datamodule(archive, sampler="weighted", sampler_balance=balance)
+    groups = dm.train_table[column].to_numpy()
+    sampler = dm.train_dataloader().sampler
+    drawn = np.concatenate([groups[list(iter(sampler))] for _ in range(20)])
+    shares = np.bincount(drawn) / len(drawn)
+    present = np.unique(groups)
+    assert np.allclose(shares[present], 1 / len(present), atol=0.03), shares
+    natural = np.bincount(groups)[present] / len(groups)
+    assert natural.max() - natural.min() > 0.1  # the split itself is far from balanced
+
+
+def test_class_weights_come_from_the_training_split_only(archive: Path) -> None:
+    dm = datamodule(archive)
+    weights = dm.class_weights({"class": 18, "mask": 3, "gender": 2, "age": 3})
+    labels = dm.train_table["label"].to_numpy()
+    counts = np.bincount(labels, minlength=18)
+    expected = len(labels) / (18 * np.maximum(counts, 1))
+    assert np.allclose(weights["class"], expected, rtol=1e-5)
+    mask_counts = np.bincount(labels // 6, minlength=3)
+    assert np.allclose(weights["mask"], len(labels) / (3 * mask_counts), rtol=1e-5)
+    all_labels = np.concatenate([labels, dm.val_table["label"].to_numpy()])
+    with_val = len(all_labels) / (18 * np.maximum(np.bincount(all_labels, minlength=18), 1))
+    assert not np.allclose(weights["class"], with_val)
+
+
+def test_boundary_ages_leave_training_but_not_validation(archive: Path) -> None:
+    full = datamodule(archive, n_folds=2)
+    dropped = datamodule(archive, n_folds=2, drop_boundary_ages=3)
+    near = lambda ages: ((ages >= 27) & (ages < 33)) | ((ages >= 57) & (ages < 63))  # noqa: E731
+    assert near(full.train_table["age"]).any()
+    assert not near(dropped.train_table["age"]).any()
+    assert len(dropped.train_table) == (~near(full.train_table["age"])).sum()
+    assert dropped.val_table.equals(full.val_table)
+
+
+def test_train_age_bins_relabel_training_only(archive: Path) -> None:
+    dm = datamodule(archive, n_folds=2, train_age_bins=[30, 40])
+    train, val = dm.train_table, dm.val_table
+    assert (train["age_group"] == np.digitize(train["age"], [30, 40])).all()
+    assert (train["label"] % 3 == train["age_group"]).all()
+    assert (val["age_group"] == np.digitize(val["age"], [30, 60])).all()
+
+
+def test_train_stats_are_cached_per_split(archive: Path, tmp_path: Path) -> None:
+    recipe = {**BASE, "normalize": "train_stats"}
+    folds = [datamodule(archive, transform=recipe, fold=f, cache_dir=str(tmp_path)) for f in (0, 1)]
+    assert len(list(tmp_path.glob("stats-*.json"))) == 2
+    assert folds[0].mean != folds[1].mean
+    pixels = np.stack(
+        [
+            np.asarray(Image.open(p).convert("RGB").resize((24, 32)), dtype=np.float64) / 255
+            for p in folds[0].train_table["path"]
+        ]
+    )
+    assert np.allclose(folds[0].mean, pixels.mean(axis=(0, 1, 2)), atol=1e-5)
+    assert np.allclose(folds[0].std, pixels.std(axis=(0, 1, 2)), atol=1e-3)
+    cached = channel_stats(folds[0].train_table["path"].tolist(), (32, 24), tmp_path)
+    assert cached == (folds[0].mean, folds[0].std)
+
+
+def test_unknown_sampler_is_refused(archive: Path) -> None:
+    with pytest.raises(ValueError, match="data.sampler must be one of"):
+        datamodule(archive, sampler="balanced")

@@ -1,0 +1,109 @@
+"""The experiment log as configs, sweeps over them, the Optuna search, and the training-time
+options that only show in a real run (EMA, step schedules under gradient accumulation)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import DictConfig
+from sklearn.metrics import f1_score
+
+from mask_age_gender.train import train
+
+from .conftest import CONF, ROOT, TINY
+from .test_train import run_app
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+ONE_STEP = ["model=test_resnet", "trainer=debug", "trainer.limit_train_batches=1"]
+
+
+def test_the_log_has_all_eleven_experiments() -> None:
+    numbered = [e for e in EXPERIMENTS if e.startswith("exp")]
+    assert [e[:5] for e in numbered] == [f"exp{k:02d}" for k in range(1, 12)]
+    assert {"demo", "strong"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_trains_a_step(
+    train_config: Callable[..., DictConfig], archive: Path, experiment: str
+) -> None:
+    # the experiment's own data root and image size give way to the tiny archive
+    cfg = train_config(f"experiment={experiment}", *ONE_STEP, f"data.root={archive}")
+    assert cfg.model.name == "test_resnet"
+    train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert summary["experiment"] == experiment and summary["status"] == "finished"
+
+
+def test_ema_weights_are_the_ones_validated_and_saved(
+    train_config: Callable[..., DictConfig],
+) -> None:
+    cfg = train_config("callbacks.ema=true", "callbacks.ema_decay=0.5")
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    history = pd.read_csv(run / "metrics.csv").groupby("epoch")["val/f1"].max()
+    preds = pd.read_csv(run / "val_predictions.csv")  # from best.ckpt
+    from_ckpt = f1_score(preds["true"], preds["pred"], average="macro")
+    assert history[summary["best_epoch"]] == pytest.approx(from_ckpt, abs=1e-5)
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_step_schedules_end_with_the_last_optimizer_step(
+    train_config: Callable[..., DictConfig], scheduler: str
+) -> None:
+    # counted without the accumulation, the schedule would stop a third of the way down
+    cfg = train_config(f"scheduler={scheduler}", "+trainer.accumulate_grad_batches=3")
+    train(cfg)
+    checkpoint = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    steps = checkpoint["global_step"]
+    assert steps == 2 * 4  # 10 batches an epoch → 4 optimizer steps, 2 epochs
+    state = checkpoint["lr_schedulers"][0]
+    assert state["last_epoch"] == steps
+    if scheduler == "onecycle":
+        assert state["total_steps"] == steps
+    else:  # warm-up + cosine has reached its floor, 1 % of the base rate
+        final_lr = checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]
+        assert final_lr == pytest.approx(0.01 * cfg.optimizer.lr)
+
+
+@pytest.mark.slow
+def test_glob_sweep_starts_every_logged_experiment(archive: Path, tmp_path: Path) -> None:
+    overrides = [o for o in TINY if not o.startswith(("model=", "trainer"))]
+    result = run_app(
+        "-m",
+        "experiment=glob(exp*)",
+        *overrides,
+        *ONE_STEP,
+        f"data.root={archive}",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = [json.loads(p.read_text())["experiment"] for p in tmp_path.glob("*/summary.json")]
+    assert sorted(done) == [e for e in EXPERIMENTS if e.startswith("exp")]
+
+
+@pytest.mark.slow
+def test_optuna_search_survives_a_failing_trial(archive: Path, tmp_path: Path) -> None:
+    overrides = [o for o in TINY if not o.startswith("trainer.max_epochs")]
+    result = run_app(
+        "--config-dir",
+        str(ROOT / "tests" / "conf"),
+        "hparams_search=two_trials_one_failing",
+        *overrides,
+        "trainer.max_epochs=1",
+        f"data.root={archive}",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = (tmp_path / "optimization_results.yaml").read_text()
+    assert "optimizer.lr: 0.001" in best
+    assert "Invalid learning rate" in result.stderr or "Invalid learning rate" in result.stdout
+    assert len(list(tmp_path.glob("*/summary.json"))) == 1  # the failed trial wrote none
