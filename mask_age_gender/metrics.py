@@ -8,23 +8,36 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
 
 
 class TaskMetrics(nn.Module):
-    """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` accumulated over batches."""
+    """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` (and ``loss`` when given)
+    accumulated over batches. ``persistent=True`` keeps the running sums in checkpoints, so an
+    epoch resumed midway scores all of its batches."""
 
-    def __init__(self):
+    def __init__(self, persistent: bool = False):
         super().__init__()
         self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
         self.acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.task_f1 = nn.ModuleDict(
             {task: MulticlassF1Score(n, average="macro") for task, n in TASK_CLASSES.items()}
         )
+        self.loss = MeanMetric()
+        for metric in self._metrics():
+            metric.persistent(persistent)
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+    def _metrics(self) -> list:
+        return [self.f1, self.acc, *self.task_f1.values(), self.loss]
+
+    def update(
+        self, preds: torch.Tensor, target: torch.Tensor, loss: torch.Tensor | None = None
+    ) -> None:
+        if loss is not None:  # the mean over photos: a short last batch weighs less
+            self.loss.update(loss.detach(), weight=len(target))
         self.f1.update(preds, target)
         self.acc.update(preds, target)
         for metric, p, t in zip(self.task_f1.values(), decode(preds), decode(target), strict=True):
@@ -33,10 +46,12 @@ class TaskMetrics(nn.Module):
     def compute(self) -> dict[str, torch.Tensor]:
         scores = {"f1": self.f1.compute(), "acc": self.acc.compute()}
         scores |= {f"f1_{task}": metric.compute() for task, metric in self.task_f1.items()}
+        if self.loss.update_count:
+            scores["loss"] = self.loss.compute()
         return scores
 
     def reset(self) -> None:
-        for metric in [self.f1, self.acc, *self.task_f1.values()]:
+        for metric in self._metrics():
             metric.reset()
 
 

@@ -50,6 +50,7 @@ def load_classifier(path: str | Path) -> FaceClassifier:
     config["model"].update(pretrained=False, weights=None)  # the state dict brings the weights
     module = FaceClassifier(config)
     missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
+    missing = [key for key in missing if not key.startswith("train_metrics.")]  # older runs
     if missing or unexpected:
         raise CheckpointMismatch(
             f"{path}: weights do not fit the model its config describes "
@@ -83,7 +84,7 @@ def predict_proba(
         raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
     module.eval()
     chunks = []
-    for images, _ in tqdm(loader, desc=desc, leave=False):
+    for images, *_ in tqdm(loader, desc=desc, leave=False):
         images = images.to(module.device)
         probs = module.predict_proba(images)
         if tta == "hflip":

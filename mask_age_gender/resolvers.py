@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
+from mask_age_gender.runstate import resume_dir
+
 
 def mixed_precision() -> str:
     """Lightning's precision flag: bf16 mixed where the GPU supports it, fp16 mixed otherwise."""
@@ -14,3 +16,4 @@ def mixed_precision() -> str:
 
 
 OmegaConf.register_new_resolver("mixed_precision", mixed_precision, replace=True)
+OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)  # hydra.run.dir

@@ -2,12 +2,16 @@
 
 seed → model → data (read, checked and split before anything is written) → callbacks,
 loggers, trainer → fit → score the best checkpoint on validation → run-directory files.
-Returns the validation macro F1, the value a sweep optimises.
+Returns the validation macro F1, the value a sweep optimises. ``resume=RUN_DIR`` continues an
+interrupted run; ``summary.json`` says all along whether the run is running, finished, failed
+or interrupted (see ``runstate.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EMAWeightAveraging
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mask_age_gender import resolvers  # noqa: F401  (registers ${mixed_precision:})
 from mask_age_gender.analysis import write_error_analysis
@@ -31,6 +36,14 @@ from mask_age_gender.metrics import score
 from mask_age_gender.models.module import FaceClassifier, backbone_normalization
 from mask_age_gender.predict import predict_proba
 from mask_age_gender.runs import epoch_history
+from mask_age_gender.runstate import (
+    AtomicCheckpointIO,
+    check_resumable,
+    check_room,
+    resume_checkpoint,
+    run_callbacks,
+    track_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +63,31 @@ def train(cfg: DictConfig) -> float:
     torch.set_flush_denormal(True)  # denormal weights late in training slow CPU steps manifold
     pl.seed_everything(cfg.seed, workers=True)
     config = OmegaConf.to_container(cfg, resolve=True)
+    resumed_from = resume_checkpoint(cfg.get("resume"), cfg.get("ckpt_path"))
     datamodule = build_datamodule(config)
+    if resumed_from is not None:
+        check_resumable(resumed_from, config)
     module = FaceClassifier(config)  # config now holds the normalisation and class weights used
-    callbacks = build_callbacks(config.get("callbacks") or {})
+    check_room(run_dir, module)
+    callbacks = build_callbacks(config.get("callbacks") or {}) + run_callbacks(run_dir)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    fit_started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
-    fit_seconds = time.perf_counter() - fit_started
-    if not trainer.is_global_zero:
-        return float("nan")
-    summary = write_results(trainer, module, datamodule, run_dir)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
+    )
+    with track_status(run_dir, resumed_from):
+        fit_started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resumed_from, weights_only=True)
+        fit_seconds = time.perf_counter() - fit_started
+        if not trainer.is_global_zero:
+            return float("nan")
+        summary = write_results(trainer, module, datamodule, run_dir)
     # training photos per second of fit, validation passes included
     seen = trainer.num_training_batches * datamodule.batch_size * summary["epochs_run"]
     summary["fit_images_per_s"] = round(seen / fit_seconds, 2)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary |= {"status": "finished", **hydra_choices()}
+    if resumed_from is not None:
+        summary["resumed_from"] = str(resumed_from)
     write_json_atomic(run_dir / "summary.json", summary)
     write_error_analysis(run_dir)
     log.info("val macro F1 %.4f (best epoch %d)", summary["val_f1"], summary["best_epoch"])
@@ -164,13 +186,16 @@ def hydra_choices() -> dict[str, str | None]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    if HydraConfig.get().mode != RunMode.MULTIRUN:
-        return train(cfg)
     try:
-        return train(cfg)
-    except Exception:  # one failed job of a sweep scores worst; the sweep goes on
-        log.exception("this run failed; the sweep continues and scores it %s", FAILED_SCORE)
-        return FAILED_SCORE
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return train(cfg)
+        try:
+            return train(cfg)
+        except Exception:  # one failed job of a sweep scores worst; the sweep goes on
+            log.exception("this run failed; the sweep continues and scores it %s", FAILED_SCORE)
+            return FAILED_SCORE
+    except SIGTERMException:  # pre-empted: the whole sweep stops, with a non-zero status
+        sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,11 @@ def test_weighted_sampler_balances_what_it_is_asked_to(
     dm = datamodule(archive, sampler="weighted", sampler_balance=balance)
     groups = dm.train_table[column].to_numpy()
     sampler = dm.train_dataloader().sampler
-    drawn = np.concatenate([groups[list(iter(sampler))] for _ in range(20)])
+    drawn = []
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        drawn.append(groups[[index for index, _ in sampler]])
+    drawn = np.concatenate(drawn)
     shares = np.bincount(drawn) / len(drawn)
     present = np.unique(groups)
     assert np.allclose(shares[present], 1 / len(present), atol=0.03), shares

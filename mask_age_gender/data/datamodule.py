@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from mask_age_gender.data.archive import read_archive
 from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
 from mask_age_gender.data.transforms import build_transform
@@ -70,6 +71,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.train_table: pd.DataFrame | None = None
         self.val_table: pd.DataFrame | None = None
         self.eval_table: pd.DataFrame | None = None
+        self._resume: dict[str, int] | None = None  # where a restored checkpoint left training
 
     def setup(self, stage: str | None = None) -> None:
         """Read, check and split once; later calls reuse the tables."""
@@ -106,14 +108,30 @@ class FaceDataModule(pl.LightningDataModule):
             weights[task] = (len(labels) / (n_classes * np.maximum(counts, 1))).round(6).tolist()
         return weights
 
-    def _train_sampler(self) -> WeightedRandomSampler | None:
-        """Draws photos so that each class (or age group) is equally likely, with replacement."""
-        if self.sampler == "none":
-            return None
-        groups = self.train_table[BALANCE_BY[self.sampler_balance]].to_numpy()
-        weights = 1.0 / np.bincount(groups)[groups]
-        generator = torch.Generator().manual_seed(self.seed)
-        return WeightedRandomSampler(weights.tolist(), len(groups), generator=generator)
+    def _train_sampler(self) -> EpochSampler:
+        """Shuffles the photos each epoch; ``sampler=weighted`` draws them so that each class
+        (or age group) is equally likely, with replacement. Resumes where a checkpoint left."""
+        weights = None
+        if self.sampler == "weighted":
+            groups = self.train_table[BALANCE_BY[self.sampler_balance]].to_numpy()
+            weights = (1.0 / np.bincount(groups)[groups]).tolist()
+        sampler = EpochSampler(len(self.train_table), self.seed, weights)
+        if self._resume is not None:
+            sampler.resume_at(self._resume["epoch"], self._resume["batches"] * self.batch_size)
+        return sampler
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints: the epoch in progress and the batches of it already trained."""
+        if self.trainer is None:
+            return {}
+        epoch = self.trainer.current_epoch
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if done >= self.trainer.num_training_batches:  # saved at the end of an epoch
+            return {"epoch": epoch + 1, "batches": 0}
+        return {"epoch": epoch, "batches": done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = state or None
 
     def _loader(self, table: pd.DataFrame, train: bool) -> DataLoader:
         labels = table["label"] if "label" in table else None
@@ -121,12 +139,12 @@ class FaceDataModule(pl.LightningDataModule):
             self.transform, self.image_size, self.mean, self.std, train=train
         )
         dataset = FaceDataset(table["path"], labels, transform)
-        sampler = self._train_sampler() if train else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
+            sampler=self._train_sampler() if train else None,
+            # worker seeds from the loader's own generator: the global RNG is left to the model
+            generator=torch.Generator().manual_seed(self.seed) if train else None,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),

@@ -20,7 +20,12 @@ def load_rgb(path: str) -> np.ndarray:
 
 
 class FaceDataset(Dataset):
-    """(image tensor, 18-class label) pairs; label -1 where the truth is unknown (eval)."""
+    """(image tensor, 18-class label, index) triples; label -1 where the truth is unknown (eval).
+
+    The index names the photo in error messages. A key ``(index, seed)`` (what
+    :class:`~mask_age_gender.data.sampler.EpochSampler` yields) seeds the photo's augmentation,
+    so training is repeatable whatever the workers and wherever a run resumed.
+    """
 
     def __init__(
         self,
@@ -35,6 +40,9 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        if seed is not None:
+            self.transform.set_random_seed(seed)
         image = self.transform(image=load_rgb(self.paths[index]))["image"]
-        return image, self.labels[index]
+        return image, self.labels[index], index

@@ -19,6 +19,10 @@ from mask_age_gender.metrics import TaskMetrics
 from mask_age_gender.optim import build_optimizer, build_scheduler
 
 
+class NonFiniteLoss(FloatingPointError):
+    """A NaN or infinite loss; the message names the step and the batch's photos."""
+
+
 class FaceClassifier(pl.LightningModule):
     """Classifies a face photo into the 18 mask × gender × age classes."""
 
@@ -35,7 +39,7 @@ class FaceClassifier(pl.LightningModule):
             self.head.tasks, instantiate(loss["criterion"]), loss.get("head_weights"), class_weights
         )
         self.mix = instantiate(config["mix"]) if config.get("mix") else None
-        self.train_metrics = TaskMetrics()
+        self.train_metrics = TaskMetrics(persistent=True)  # a training epoch may be resumed
         self.val_metrics = TaskMetrics()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -47,29 +51,27 @@ class FaceClassifier(pl.LightningModule):
         return self.head.probabilities(self(images))
 
     def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
-        images, labels = batch
+        images, labels, indices = batch
         targets = labels
         if stage == "train" and self.mix is not None:
             images, targets = self.mix(images, labels)
         logits = self(images)
         loss = self.criterion(logits, self.head.targets(targets))
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{stage} loss is {loss.item()} at epoch {self.current_epoch}, "
-                f"step {self.global_step}: lower optimizer.lr or check the inputs"
+            photos = "\n  ".join(self._batch_paths(stage, indices))
+            raise NonFiniteLoss(
+                f"{stage} loss is {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step}: lower optimizer.lr or check the inputs. "
+                f"The batch's photos:\n  {photos}"
             )
         metrics = self.train_metrics if stage == "train" else self.val_metrics
-        metrics.update(self.head.probabilities(logits).argmax(dim=1), labels)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(labels),
-            sync_dist=stage == "val",
-        )
+        metrics.update(self.head.probabilities(logits).argmax(dim=1), labels, loss)
         return loss
+
+    def _batch_paths(self, stage: str, indices: torch.Tensor) -> list[str]:
+        loader = self.trainer.train_dataloader if stage == "train" else self.trainer.val_dataloaders
+        paths = getattr(getattr(loader, "dataset", None), "paths", None)
+        return [str(paths[i]) if paths else f"#{i}" for i in indices.tolist()]
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -86,6 +88,7 @@ class FaceClassifier(pl.LightningModule):
     def _log_scores(self, metrics: TaskMetrics, stage: str) -> None:
         scores = {f"{stage}/{name}": value for name, value in metrics.compute().items()}
         self.log(f"{stage}/f1", scores.pop(f"{stage}/f1"), prog_bar=True)
+        self.log(f"{stage}/loss", scores.pop(f"{stage}/loss"), prog_bar=True)
         self.log_dict(scores)
         metrics.reset()
 
