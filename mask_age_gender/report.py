@@ -7,8 +7,10 @@ choices and learning rate, plus every config value that differs between the runs
 val loss/accuracy/macro F1, per-task F1, best epoch, the error taxonomy counts of
 ``analysis``, wall time and the best checkpoint. ``--diff`` keeps only the config keys that
 vary. The ledger is printed and written as ``ledger.md`` and ``ledger.csv`` (with each run's
-directory). Single runs and multirun sweeps are found alike; a run that crashed midway is
-listed as ``incomplete`` with what it logged, and one that cannot be read as ``unreadable``.
+directory). Single runs and multirun sweeps are found alike. The status is the one
+``summary.json`` gives (finished, running, failed, interrupted), ``incomplete`` for a run that
+stopped before writing one, ``unreadable`` for one whose files cannot be read; unfinished runs
+show the scores of the best epoch they logged.
 """
 
 from __future__ import annotations
@@ -88,13 +90,12 @@ def read_run(run_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def read_run_files(run_dir: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     summary = read_summary(run_dir)
-    row: dict[str, Any] = {"run": name}
-    if summary:
+    status = summary.get("status") or ("finished" if "val_f1" in summary else "incomplete")
+    row: dict[str, Any] = {"run": name, "status": status}
+    if "val_f1" in summary:
         row |= {key: summary.get(key) for key in (*SCORES, "seconds", "best_ckpt")}
-        row["status"] = summary.get("status", "finished")
-    else:
-        row |= scores_from_history(run_dir)
-        row["status"] = "incomplete"
+    else:  # running, failed, interrupted, or killed before it could say
+        row |= scores_from_history(run_dir) | {"note": summary.get("reason")}
     row |= taxonomy_counts(run_dir)
     config = group_choices(run_dir, summary) | flat_config(run_config(run_dir), run_dir)
     return row, config

@@ -27,7 +27,7 @@ PREDICTIONS = "val_predictions.csv"
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 HYDRA_RUNTIME = Path(".hydra") / "hydra.yaml"
 HPARAMS = "hparams.yaml"  # written by the CSV logger at the start of fit: the resolved config
-NOT_CHOICES = {"status", "best_ckpt", "last_ckpt"}  # text values of a summary that are no choice
+CONF = Path(__file__).resolve().parents[1] / "conf"  # the training app's config folder
 
 
 def epoch_history(metrics_csv: Path) -> pd.DataFrame:
@@ -109,17 +109,17 @@ def hydra_runtime(run_dir: Path) -> dict[str, Any]:
 
 
 def group_choices(run_dir: Path, summary: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The option chosen in each config group: from the summary, else from Hydra's runtime."""
-    summary = read_summary(run_dir) if summary is None else summary
-    chosen = {
-        key: value
-        for key, value in summary.items()
-        if key not in NOT_CHOICES and (value is None or isinstance(value, str))
-    }
-    if not chosen:
-        choices = hydra_runtime(run_dir).get("choices") or {}
-        chosen = {k: v for k, v in choices.items() if not str(k).startswith("hydra")}
-    return chosen
+    """The option chosen in each config group: from Hydra's runtime, else from the summary.
+
+    A run trained in-process (tests, notebooks) has no ``.hydra/``; its summary holds the
+    choices among other values, told apart by the group folders of ``conf/``.
+    """
+    choices = hydra_runtime(run_dir).get("choices")
+    if not choices:
+        summary = read_summary(run_dir) if summary is None else summary
+        groups = {folder.name for folder in CONF.iterdir() if folder.is_dir()}
+        choices = {key: value for key, value in summary.items() if key in groups}
+    return {key: value for key, value in choices.items() if not str(key).startswith("hydra")}
 
 
 def run_age_bins(run_dir: Path) -> tuple[int, int]:

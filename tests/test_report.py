@@ -78,34 +78,49 @@ def test_the_ledger_sorts_by_any_column(sweep: Path) -> None:
         sort_ledger(ledger, "nope")
 
 
-def run_report(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "mask_age_gender.report", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+def broken_runs(sweep: Path, folder: Path) -> dict[str, str]:
+    """Runs that went wrong in every way the ledger must survive, by name: expected status."""
+    shutil.copytree(sweep / next(iter(FINISHED)), folder / "garbled")
+    (folder / "garbled" / "errors.json").write_text("{not json")
+    (folder / "bad_yaml" / ".hydra").mkdir(parents=True)
+    (folder / "bad_yaml" / ".hydra" / "config.yaml").write_text(": : not yaml [")
+    (folder / "failed").mkdir()
+    shutil.copy(sweep / CRASHED_MIDWAY / "metrics.csv", folder / "failed")
+    failed = {"status": "failed", "reason": "ValueError: boom", "started": "2026-01-01T10:00"}
+    (folder / "failed" / "summary.json").write_text(json.dumps(failed))
+    return {"garbled": "unreadable", "bad_yaml": "incomplete", "failed": "failed"}
 
 
 def test_the_command_prints_and_writes_the_ledger_and_survives_broken_runs(
-    sweep: Path, tmp_path: Path
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    broken = tmp_path / "broken"
-    shutil.copytree(sweep / next(iter(FINISHED)), broken / "garbled")
-    (broken / "garbled" / "errors.json").write_text("{not json")
-    (broken / "empty" / ".hydra").mkdir(parents=True)
-    (broken / "empty" / ".hydra" / "config.yaml").write_text(": : not yaml [")
+    broken = broken_runs(sweep, tmp_path / "broken")
     out = tmp_path / "ledger"
-    result = run_report(str(sweep), str(broken), "--sort", "run", "--out", str(out), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+    assert main([str(sweep), str(tmp_path / "broken"), "--sort", "run", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["run", "status"]
-    runs = [*FINISHED, CRASHED, CRASHED_MIDWAY, "garbled", "empty"]
+    runs = [*FINISHED, CRASHED, CRASHED_MIDWAY, *broken]
     assert all(any(line.split()[0] == run for line in lines) for run in runs)
-    written = pd.read_csv(out / "ledger.csv")
-    assert written["run"].tolist() == sorted(runs)
-    status = dict(zip(written["run"], written["status"], strict=True))
-    assert status["garbled"] == "unreadable" and status["empty"] == "incomplete"
-    assert "JSONDecodeError" in written.set_index("run").loc["garbled", "note"]
+    written = pd.read_csv(out / "ledger.csv").set_index("run")
+    assert written.index.tolist() == sorted(runs)
+    assert written.loc[list(broken), "status"].to_dict() == broken
+    assert written.loc["garbled", "note"].startswith("JSONDecodeError")
+    assert written.loc["failed", "note"] == "ValueError: boom"
+    assert written.loc["failed", "val_f1"] == written.loc[CRASHED_MIDWAY, "val_f1"]
+    assert not {"reason", "started"} & set(written.columns)  # a summary's text is no choice
     markdown = (out / "ledger.md").read_text().splitlines()
     assert len(markdown) == 2 + len(runs) and markdown[0].startswith("| run | status |")
+
+
+def test_the_module_runs_as_a_command(sweep: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "mask_age_gender.report", str(sweep / CRASHED)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert CRASHED in result.stdout and "incomplete" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.csv", "ledger.md"]
 
 
 def test_the_command_refuses_an_unknown_column_and_an_empty_folder(
