@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ PREDICTIONS = "val_predictions.csv"
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 HYDRA_RUNTIME = Path(".hydra") / "hydra.yaml"
 HPARAMS = "hparams.yaml"  # written by the CSV logger at the start of fit: the resolved config
+RESOLVER_CALL = re.compile(r"\$\{([\w.]+):")  # ${name:args}; a plain ${a.b} is a reference
 CONF = Path(__file__).resolve().parents[1] / "conf"  # the training app's config folder
 
 
@@ -58,9 +60,10 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 def run_config(run_dir: Path) -> dict[str, Any]:
     """The run's composed config: ``.hydra/config.yaml``, else the logger's ``hparams.yaml``.
 
-    Hydra saves the config unresolved; it is resolved here with ``paths.output_dir`` pinned to
-    this run and ``paths.root_dir`` to the directory it started in, so that values read the same
-    as in the process that trained. Anything that cannot be resolved stays as written.
+    Hydra saves the config unresolved; references are resolved here with ``paths.output_dir``
+    pinned to this run and ``paths.root_dir`` to the directory it started in, so that values
+    read as in the process that trained. Resolver calls, and anything that cannot be resolved,
+    stay as written.
     """
     try:
         if (run_dir / HYDRA_CONFIG).is_file():
@@ -81,21 +84,22 @@ def resolved_hydra_config(run_dir: Path) -> dict[str, Any]:
     for key, value in pinned.items():
         if key in paths and value:
             paths[key] = value
-    config = OmegaConf.create(escape_hydra_interpolations(raw))
+    config = OmegaConf.create(escape_resolvers(raw))
     try:
         return OmegaConf.to_container(config, resolve=True)
     except Exception:  # any resolver error: keep the config as written
         return raw
 
 
-def escape_hydra_interpolations(node: Any) -> Any:
-    """``${hydra:…}`` made literal: outside its own process it would resolve to the wrong run."""
+def escape_resolvers(node: Any) -> Any:
+    """``${hydra:…}``, ``${mixed_precision:}`` … made literal: a resolver answers for the
+    process that calls it, so outside the run's own process it would answer wrongly."""
     if isinstance(node, dict):
-        return {key: escape_hydra_interpolations(value) for key, value in node.items()}
+        return {key: escape_resolvers(value) for key, value in node.items()}
     if isinstance(node, list):
-        return [escape_hydra_interpolations(value) for value in node]
+        return [escape_resolvers(value) for value in node]
     if isinstance(node, str):
-        return node.replace("${hydra:", "\\${hydra:")
+        return RESOLVER_CALL.sub(r"\\${\1:", node)
     return node
 
 
