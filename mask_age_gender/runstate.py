@@ -45,6 +45,14 @@ RESUMABLE_CHANGES = (
 )  # fmt: skip
 
 
+_stopped_by = {"signal": signal.SIGTERM}  # the signal that stopped training cleanly
+
+
+def stop_signal() -> int:
+    """SIGTERM, or SIGINT when Ctrl-C stopped the run: the exit status is 128 + it."""
+    return _stopped_by["signal"]
+
+
 class ResumeRefused(ValueError):
     """A resume whose config would change the experiment."""
 
@@ -136,7 +144,7 @@ def track_status(run_dir: Path, resumed_from: Path | None) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, SIGTERMException) as err:
-        reason = "SIGTERM" if isinstance(err, SIGTERMException) else "KeyboardInterrupt"
+        reason = "SIGINT" if isinstance(err, KeyboardInterrupt) else stop_signal().name
         write_status(
             run_dir, "interrupted", reason=reason, started=since, **resumed,
             last_ckpt=str(LAST_CKPT), resume=f"resume={run_dir}",
@@ -161,8 +169,10 @@ class SaveOnInterrupt(pl.Callback):
             if trainer.received_sigterm:  # pressed twice
                 raise KeyboardInterrupt
             log.warning("Ctrl-C: stopping after this batch (press again to stop now)")
+            _stopped_by["signal"] = signal.SIGINT
             trainer._signal_connector.received_sigterm = True  # Lightning then stops cleanly
 
+        _stopped_by["signal"] = signal.SIGTERM
         if _is_main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, stop_after_this_batch)
 

@@ -10,7 +10,6 @@ or interrupted (see ``runstate.py``).
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from mask_age_gender.runstate import (
     check_room,
     resume_checkpoint,
     run_callbacks,
+    stop_signal,
     track_status,
 )
 
@@ -194,8 +194,8 @@ def main(cfg: DictConfig) -> float:
         except Exception:  # one failed job of a sweep scores worst; the sweep goes on
             log.exception("this run failed; the sweep continues and scores it %s", FAILED_SCORE)
             return FAILED_SCORE
-    except SIGTERMException:  # pre-empted: the whole sweep stops, with a non-zero status
-        sys.exit(128 + signal.SIGTERM)
+    except SIGTERMException:  # SIGTERM or Ctrl-C: the whole sweep stops, with 143 or 130
+        sys.exit(128 + stop_signal())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mask_age_gender import runstate
+from mask_age_gender import files, runstate
+from mask_age_gender.files import write_csv_atomic
 from mask_age_gender.models.module import NonFiniteLoss
 from mask_age_gender.runstate import NotEnoughRoom, ResumeRefused, check_resumable, resume_dir
 from mask_age_gender.train import train
@@ -96,8 +97,9 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
 
 
 @pytest.mark.slow
-def test_sigterm_saves_last_ckpt_and_marks_the_run_interrupted(
-    archive: Path, tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_save_last_ckpt_and_mark_the_run_interrupted(
+    archive: Path, tmp_path: Path, stop: signal.Signals
 ) -> None:
     run = tmp_path / "run"
     overrides = [*TINY, f"data.root={archive}", "callbacks.checkpoint.every_n_train_steps=2"]
@@ -106,11 +108,11 @@ def test_sigterm_saves_last_ckpt_and_marks_the_run_interrupted(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     step = wait_for_checkpoint(process, run / "checkpoints" / "last.ckpt", 0)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert process.returncode == 128 + stop, stderr[-3000:]
     summary = summary_of(run)
-    assert summary["status"] == "interrupted" and summary["reason"] == "SIGTERM"
+    assert summary["status"] == "interrupted" and summary["reason"] == stop.name
     assert summary["resume"] == f"resume={run}"
     assert checkpoint_step(run / "checkpoints" / "last.ckpt") >= step  # saved on the way out
 
@@ -176,6 +178,23 @@ def test_resume_refuses_a_changed_experiment_but_not_more_epochs(
     other = {**config, "optimizer": {**config["optimizer"], "lr": 0.5}}
     with pytest.raises(ResumeRefused, match=r"optimizer.lr: 0.001 in the checkpoint, 0.5 now"):
         check_resumable(ckpt, other)
+
+
+def test_a_write_interrupted_before_its_rename_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a killed ``predict`` or ``train`` leaves: the previous file or none, no partial."""
+    submission = tmp_path / "submission.csv"
+    write_csv_atomic(submission, pd.DataFrame({"ImageID": ["a"], "ans": [1]}))
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_csv_atomic(submission, pd.DataFrame({"ImageID": ["a", "b"], "ans": [2, 3]}))
+    assert pd.read_csv(submission)["ans"].tolist() == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["submission.csv"]  # no temp left
 
 
 def test_a_resumed_run_continues_in_its_own_directory() -> None:
