@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
-from mask_age_gender.runstate import resume_dir
+from mask_age_gender.runstate import hydra_subdir, resume_dir
 
 
 def mixed_precision() -> str:
@@ -17,3 +17,4 @@ def mixed_precision() -> str:
 
 OmegaConf.register_new_resolver("mixed_precision", mixed_precision, replace=True)
 OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)  # hydra.run.dir
+OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)  # hydra.output_subdir

@@ -71,6 +71,12 @@ def resume_dir(resume: str | None, ckpt_path: str | None, default: str) -> str:
     return default
 
 
+def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str:
+    """``hydra.output_subdir``: a resumed run keeps the ``.hydra/`` of its first start (the
+    record of the experiment) and writes the resuming command's beside it."""
+    return ".hydra" if resume_dir(resume, ckpt_path, "") == "" else ".hydra-resumed"
+
+
 def resume_checkpoint(resume: str | None, ckpt_path: str | None) -> Path | None:
     """The checkpoint to continue from, or None for a new run."""
     if not resume and not ckpt_path:

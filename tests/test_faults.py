@@ -21,7 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 from mask_age_gender import files, runstate
 from mask_age_gender.files import write_csv_atomic
 from mask_age_gender.models.module import NonFiniteLoss
-from mask_age_gender.runstate import NotEnoughRoom, ResumeRefused, check_resumable, resume_dir
+from mask_age_gender.runstate import (
+    NotEnoughRoom,
+    ResumeRefused,
+    check_resumable,
+    hydra_subdir,
+    resume_dir,
+)
 from mask_age_gender.train import train
 
 from .conftest import ROOT, TINY
@@ -94,6 +100,9 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
     predictions = [pd.read_csv(run / "val_predictions.csv") for run in (reference, killed)]
     assert predictions[0].equals(predictions[1])
+    first_start = (killed / ".hydra" / "overrides.yaml").read_text()
+    assert "resume=" not in first_start  # the run's record of its experiment is kept
+    assert "resume=" in (killed / ".hydra-resumed" / "overrides.yaml").read_text()
 
 
 @pytest.mark.slow
@@ -201,6 +210,8 @@ def test_a_resumed_run_continues_in_its_own_directory() -> None:
     assert resume_dir("runs/a", None, "new") == "runs/a"
     assert resume_dir(None, "runs/b/checkpoints/last.ckpt", "new") == "runs/b"
     assert resume_dir(None, None, "new") == "new"
+    assert hydra_subdir("runs/a", None) == hydra_subdir(None, "runs/b/checkpoints/x.ckpt")
+    assert hydra_subdir(None, None) == ".hydra" != hydra_subdir("runs/a", None)
 
 
 def test_the_code_running_checkpoint_payload_is_live(tmp_path: Path, monkeypatch) -> None:
