@@ -106,7 +106,7 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl_c"])
 def test_sigterm_and_ctrl_c_save_last_ckpt_and_mark_the_run_interrupted(
     archive: Path, tmp_path: Path, stop: signal.Signals
 ) -> None:
