@@ -89,7 +89,8 @@ def train(cfg: DictConfig) -> float:
     if resumed_from is not None:
         summary["resumed_from"] = str(resumed_from)
     write_json_atomic(run_dir / "summary.json", summary)
-    write_error_analysis(run_dir)
+    if cfg.get("error_analysis", True):
+        write_error_analysis(run_dir)
     log.info("val macro F1 %.4f (best epoch %d)", summary["val_f1"], summary["best_epoch"])
     log.info("run directory: %s", run_dir.resolve())
     for name in ("summary.json", "val_predictions.csv", "submission.csv", "checkpoints/best.ckpt"):

@@ -33,6 +33,7 @@ TINY = [
     "data.batch_size=16",
     "data.num_workers=0",
     "callbacks.progress_bar=null",
+    "error_analysis=false",  # its plots cost seconds a run; the analysis tests turn it on
 ]
 
 

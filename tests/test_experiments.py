@@ -15,11 +15,16 @@ from sklearn.metrics import f1_score
 
 from mask_age_gender.train import train
 
-from .conftest import CONF, ROOT, TINY
-from .test_train import run_app
+from .conftest import CONF, ROOT
+from .test_train import run_sweep
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-ONE_STEP = ["model=test_resnet", "trainer=debug", "trainer.limit_train_batches=1"]
+ONE_STEP = [
+    "model=test_resnet",
+    "trainer=debug",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+]
 
 
 def test_the_log_has_all_eleven_experiments() -> None:
@@ -74,35 +79,20 @@ def test_step_schedules_end_with_the_last_optimizer_step(
 
 @pytest.mark.slow
 def test_glob_sweep_starts_every_logged_experiment(archive: Path, tmp_path: Path) -> None:
-    overrides = [o for o in TINY if not o.startswith(("model=", "trainer"))]
-    result = run_app(
-        "-m",
-        "experiment=glob(exp*)",
-        *overrides,
-        *ONE_STEP,
-        f"data.root={archive}",
-        f"hydra.sweep.dir={tmp_path}",
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_sweep(archive, tmp_path, "experiment=glob(exp*)", *ONE_STEP)
     done = [json.loads(p.read_text())["experiment"] for p in tmp_path.glob("*/summary.json")]
     assert sorted(done) == [e for e in EXPERIMENTS if e.startswith("exp")]
 
 
 @pytest.mark.slow
 def test_optuna_search_survives_a_failing_trial(archive: Path, tmp_path: Path) -> None:
-    overrides = [o for o in TINY if not o.startswith("trainer.max_epochs")]
-    result = run_app(
-        "--config-dir",
-        str(ROOT / "tests" / "conf"),
+    result = run_sweep(
+        archive,
+        tmp_path,
         "hparams_search=two_trials_one_failing",
-        *overrides,
         "trainer.max_epochs=1",
-        f"data.root={archive}",
-        f"hydra.sweep.dir={tmp_path}",
-        cwd=ROOT,
+        flags=("--config-dir", str(ROOT / "tests" / "conf")),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     best = (tmp_path / "optimization_results.yaml").read_text()
     assert "optimizer.lr: 0.001" in best
     assert "Invalid learning rate" in result.stderr or "Invalid learning rate" in result.stdout

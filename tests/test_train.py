@@ -110,19 +110,23 @@ def test_the_app_without_data_prints_the_message(tmp_path: Path) -> None:
     assert "no archive at data.root=" in result.stderr and "make train" in result.stderr
 
 
+def run_sweep(
+    archive: Path, sweep_dir: Path, *overrides: str, flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``train -m`` over the tiny archive; ``overrides`` replace the tiny settings they name."""
+    named = {o.split("=", 1)[0].lstrip("+") for o in overrides}
+    tiny = [o for o in TINY if o.split("=", 1)[0] not in named]
+    paths = [f"data.root={archive}", f"hydra.sweep.dir={sweep_dir}"]
+    result = run_app(*flags, "-m", *tiny, *overrides, *paths, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.mark.slow
 def test_multirun_gives_one_folder_per_override_combination(archive: Path, tmp_path: Path) -> None:
-    overrides = [o for o in TINY if not o.startswith(("model=", "trainer.max_epochs"))]
-    result = run_app(
-        "-m",
-        *overrides,
-        "model=test_resnet,test_efficientnet",
-        "trainer.max_epochs=1",
-        f"data.root={archive}",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        cwd=ROOT,
+    run_sweep(
+        archive, tmp_path / "sweep", "model=test_resnet,test_efficientnet", "trainer.max_epochs=1"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.parent.name for p in (tmp_path / "sweep").glob("*/summary.json"))
     assert len(runs) == 2
     assert any("model=test_resnet" in r for r in runs)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -36,13 +35,8 @@ def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if archive not in _sweeps:
         sweep = tmp_path_factory.mktemp("multirun") / "sweep"
         base = [*TINY, f"data.root={archive}", "trainer.num_sanity_val_steps=0"]
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a tiny model: one thread is fast, more spin on a busy CPU
-        try:
-            for name, overrides in FINISHED.items():
-                train(compose_config([*base, *overrides], sweep / name))
-        finally:
-            torch.set_num_threads(threads)
+        for name, overrides in FINISHED.items():
+            train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
         write_started_run(sweep / CRASHED, [f"data.root={archive}", "model=test_vit"])
         write_crashed_midway(sweep / "head=single", sweep / CRASHED_MIDWAY)
         _sweeps[archive] = sweep
