@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mask_age_gender import resolvers
 from mask_age_gender.data.transforms import build_transform
+from mask_age_gender.losses import HeadLoss
 from mask_age_gender.optim import build_optimizer, build_scheduler, warmup_cosine
 
 from .conftest import CONF, compose_config
@@ -91,3 +93,14 @@ def test_warmup_cosine_rises_then_decays() -> None:
     assert rates.index(max(rates)) == 9
     assert rates[-1] == pytest.approx(0.01, abs=1e-3)
     assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
+
+
+@pytest.mark.parametrize("loss", [p.stem for p in sorted((CONF / "loss").glob("*.yaml"))])
+@pytest.mark.parametrize("experiment", ["demo", "strong"])
+def test_every_loss_replaces_an_experiments_loss_whole(
+    experiment: str, loss: str, tmp_path: Path
+) -> None:
+    cfg = compose_config([f"experiment={experiment}", f"loss={loss}"], tmp_path)
+    options = OmegaConf.to_container(cfg.loss, resolve=True)
+    weights = {"class": [1.0] * 18} if options["class_weights"] else None
+    HeadLoss({"class": 18}, instantiate(options["criterion"]), class_weights=weights)
