@@ -24,12 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EMAWeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mask_age_gender import resolvers  # noqa: F401  (registers ${mixed_precision:})
 from mask_age_gender.analysis import write_error_analysis
 from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.ema import EMA
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.metrics import score
 from mask_age_gender.models.module import FaceClassifier, backbone_normalization
@@ -121,7 +121,7 @@ def build_callbacks(options: dict[str, Any]) -> list[pl.Callback]:
     callbacks = [instantiate(c) for c in options.values() if isinstance(c, dict) and c]
     if options.get("ema"):
         # validation, checkpoints and predictions all use the averaged weights
-        callbacks.append(EMAWeightAveraging(decay=options.get("ema_decay", 0.999)))
+        callbacks.append(EMA(decay=options.get("ema_decay", 0.999)))
     return callbacks
 
 

@@ -4,6 +4,7 @@ options that only show in a real run (EMA, step schedules under gradient accumul
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 import torch
 from omegaconf import DictConfig
 from sklearn.metrics import f1_score
+from torch.optim.swa_utils import AveragedModel
 
+from mask_age_gender.ema import ema_update, warmup_decay
 from mask_age_gender.train import train
 
 from .conftest import CONF, ROOT
@@ -98,3 +101,19 @@ def test_optuna_search_survives_a_failing_trial(archive: Path, tmp_path: Path) -
     assert "Invalid learning rate" in result.stderr or "Invalid learning rate" in result.stdout
     statuses = sorted(json.loads(p.read_text())["status"] for p in tmp_path.glob("*/summary.json"))
     assert statuses == ["failed", "finished"]  # the failed trial says so, with the reason
+
+
+def test_ema_decay_warms_up_so_short_runs_leave_the_initial_weights() -> None:
+    model = torch.nn.Linear(3, 1)
+    averaged = AveragedModel(model, avg_fn=ema_update(0.999))
+    torch.nn.init.zeros_(model.weight)
+    averaged.update_parameters(model)  # first update copies
+    for _ in range(20):
+        torch.nn.init.ones_(model.weight)
+        averaged.update_parameters(model)
+    kept = math.prod(warmup_decay(0.999, t) for t in range(1, 21))  # share of the zeros left
+    assert averaged.module.weight.detach() == pytest.approx(torch.full((1, 3), 1 - kept))
+    assert 1 - kept > 0.99  # a fixed 0.999 would have moved 2 % of the way
+    assert warmup_decay(0.999, 10**6) == 0.999
+    with pytest.raises(ValueError, match="ema_decay=1.5"):
+        ema_update(1.5)
