@@ -53,6 +53,7 @@ from mask_age_gender.labels import (
 from mask_age_gender.metrics import score
 from mask_age_gender.runs import (
     PREDICTIONS,
+    PROBABILITIES,
     read_history,
     read_summary,
     run_age_bins,
@@ -64,7 +65,6 @@ MASK_CATEGORIES = ("incorrect_vs_worn", "worn_vs_not_worn", "incorrect_vs_not_wo
 CATEGORIES = (*MASK_CATEGORIES, "gender", "age_boundary", "age_other")
 # wear=0, incorrect=1, not_wear=2: the sum of two different states names their pair
 MASK_PAIR_BY_SUM = {1: "incorrect_vs_worn", 2: "worn_vs_not_worn", 3: "incorrect_vs_not_worn"}
-PROBABILITIES = [f"p{k:02d}" for k in range(NUM_CLASSES)]
 
 
 @dataclass

@@ -1,10 +1,15 @@
-"""Submission from one checkpoint or an ensemble: ``ImageID,ans`` in ``eval/info.csv`` order.
+"""Predictions from one checkpoint or an ensemble, on the eval photos or on validation people.
 
     python -m mask_age_gender.predict ckpt=PATH data.root=DIR output=FILE [tta=hflip]
-    python -m mask_age_gender.predict 'ckpt=[A,B,C]' ...   # soft vote: mean of probabilities
+    python -m mask_age_gender.predict 'ckpt=[A,B,C]' ensemble=hard ...   # or ckpt_dir=SWEEP
+    python -m mask_age_gender.predict ckpt_dir=SWEEP split=val   # score before submitting
+    python -m mask_age_gender.predict ckpt_dir=KFOLD split=oof   # out-of-fold over all people
 
-Each checkpoint is rebuilt from the config it carries (backbone, head, transform, image size)
-and loaded with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+``split=eval`` writes the submission (``ImageID,ans`` in ``eval/info.csv`` order) and the
+18 probabilities beside it; ``split=val|oof`` writes predictions in ``val_predictions.csv``'s
+format and their scores, the ensemble's and each member's. Each checkpoint is rebuilt from
+the config it carries (backbone, head, transform, image size) and loaded with
+``torch.load(weights_only=True)``: a checkpoint cannot run code.
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ from mask_age_gender.data.archive import read_eval
 from mask_age_gender.data.datamodule import default_workers
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.transforms import build_transform
-from mask_age_gender.files import write_csv_atomic
+from mask_age_gender.ensemble import combine, find_checkpoints, fold_groups, validation_data
+from mask_age_gender.files import write_csv_atomic, write_json_atomic
+from mask_age_gender.metrics import score
 from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.runs import PROBABILITIES, prediction_table
 
 log = logging.getLogger(__name__)
 TTA_MODES = ("none", "hflip")
@@ -116,25 +124,118 @@ def list_or_value(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple, ListConfig)) else value
 
 
-def predict_archive(cfg: DictConfig) -> pd.DataFrame:
-    """Predict every row of ``eval/info.csv`` and write the submission; returns it."""
-    ckpts = [str(c) for c in (cfg.ckpt if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt])]
-    models = {path: load_classifier(path) for path in ckpts}
+def load_models(cfg: DictConfig) -> dict[str, FaceClassifier]:
+    """The checkpoints of ``ckpt=PATH|[A,B,…]`` or ``ckpt_dir=DIR``, by path."""
+    if (cfg.ckpt is None) == (cfg.ckpt_dir is None):
+        raise ValueError("give ckpt=PATH (or ckpt=[A,B,…]) or ckpt_dir=DIR, one of them")
+    if cfg.ckpt_dir is not None:
+        paths = [str(p) for p in find_checkpoints(cfg.ckpt_dir)]
+    else:
+        paths = [str(c) for c in (cfg.ckpt if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt])]
+    models = {path: load_classifier(path) for path in paths}
     check_ensemble(models, dict(cfg.expect))
-    root = Path(cfg.data.root).expanduser().resolve()
+    log.info("%d checkpoint(s), ensemble=%s, tta=%s", len(models), cfg.ensemble, cfg.tta)
+    return models
+
+
+def predict_archive(cfg: DictConfig) -> pd.DataFrame:
+    """Predict what ``cfg.split`` names and write it; returns the table written."""
+    models = load_models(cfg)
+    device = torch.device(cfg.device if cfg.device != "auto" else _best_device())
+    if cfg.split == "eval":
+        return predict_eval(cfg, models, device)
+    if cfg.split in ("val", "oof"):
+        return predict_folds(cfg, models, device)
+    raise ValueError(f"split must be eval, val or oof, got {cfg.split!r}")
+
+
+def ensemble_proba(
+    cfg: DictConfig, models: dict[str, FaceClassifier], paths: list[str], device: torch.device
+) -> list[np.ndarray]:
+    """Each model's N × 18 probabilities of the photos, through its own transform."""
+    out = []
+    for path, module in models.items():
+        loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers)
+        out.append(predict_proba(module.to(device), loader, cfg.tta, desc=Path(path).name))
+    return out
+
+
+def predict_eval(
+    cfg: DictConfig, models: dict[str, FaceClassifier], device: torch.device
+) -> pd.DataFrame:
+    """The submission for ``eval/info.csv`` and, beside it, the probabilities behind it."""
+    root = Path(cfg.data.root or Path(cfg.paths.data_dir) / "archive").expanduser().resolve()
     table = read_eval(root, cfg.data.verify_images)
     if table is None:
         raise FileNotFoundError(f"no eval/ folder under {root}: nothing to predict")
-    device = torch.device(cfg.device if cfg.device != "auto" else _best_device())
-    probs = np.zeros((len(table), 18), dtype=np.float64)
-    for path, module in models.items():
-        loader = eval_loader(module, list(table["path"]), cfg.batch_size, cfg.num_workers)
-        probs += predict_proba(module.to(device), loader, cfg.tta, desc=Path(path).name)
-    submission = pd.DataFrame({"ImageID": table["image_id"], "ans": probs.argmax(axis=1)})
+    members = ensemble_proba(cfg, models, list(table["path"]), device)
+    labels, probs = combine(members, cfg.ensemble)
+    submission = pd.DataFrame({"ImageID": table["image_id"], "ans": labels})
     if len(submission) != len(table) or not submission["ImageID"].equals(table["image_id"]):
         raise RuntimeError("predictions do not line up with eval/info.csv; nothing written")
-    write_csv_atomic(cfg.output, submission)
+    output = Path(cfg.output or "submission.csv")
+    columns = pd.DataFrame(probs.round(6), columns=PROBABILITIES)
+    write_csv_atomic(
+        Path(cfg.probabilities or output.with_name("probabilities.csv")),
+        pd.concat([table[["image_id"]].rename(columns={"image_id": "ImageID"}), columns], axis=1),
+    )
+    write_csv_atomic(output, submission)
+    log.info("wrote %d predictions to %s", len(submission), output.resolve())
     return submission
+
+
+def predict_folds(
+    cfg: DictConfig, models: dict[str, FaceClassifier], device: torch.device
+) -> pd.DataFrame:
+    """Predictions for the people the checkpoints validated on: one fold (``split=val``) or
+    each checkpoint its own fold (``split=oof``), with the scores of ensemble and members."""
+    tables, folds, members, people = [], {}, {}, 0
+    for fold, paths in sorted(fold_groups(models, cfg.split).items()):
+        val, people = validation_data(models[paths[0]], cfg.data.root)
+        fold_models = {path: models[path] for path in paths}
+        member_probs = ensemble_proba(cfg, fold_models, list(val["path"]), device)
+        truth = val["label"].to_numpy()
+        for path, probs in zip(paths, member_probs, strict=True):
+            members[path] = {"fold": fold, **rounded(scores(probs.argmax(axis=1), truth))}
+        labels, probs = combine(member_probs, cfg.ensemble)
+        folds[fold] = rounded(scores(labels, truth))
+        tables.append(prediction_table(val, labels, probs).assign(fold=fold))
+    table = pd.concat(tables, ignore_index=True)
+    result = {
+        "split": cfg.split,
+        "ensemble": cfg.ensemble,
+        "tta": cfg.tta,
+        "checkpoints": len(models),
+        **rounded(scores(table["pred"].to_numpy(), table["true"].to_numpy())),
+        "photos": len(table),
+        "people": int(table["person"].nunique()),
+        "people_in_archive": people,
+        "best_member_f1": max(m["f1"] for m in members.values()),
+        "folds": folds,
+        "members": members,
+    }
+    output = Path(cfg.output or f"{'val_ensemble' if cfg.split == 'val' else 'oof'}.csv")
+    write_csv_atomic(output, table)
+    write_json_atomic(output.with_suffix(".json"), result)
+    log.info(
+        "%s: macro F1 %.4f over %d photos of %d of %d people (best member %.4f); wrote %s",
+        cfg.split,
+        result["f1"],
+        len(table),
+        result["people"],
+        people,
+        result["best_member_f1"],
+        output.resolve(),
+    )
+    return table
+
+
+def scores(preds: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    return score(torch.tensor(preds), torch.tensor(truth))
+
+
+def rounded(values: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, 6) for name, value in values.items()}
 
 
 def _best_device() -> str:
@@ -143,8 +244,7 @@ def _best_device() -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    submission = predict_archive(cfg)
-    log.info("wrote %d predictions to %s", len(submission), Path(cfg.output).resolve())
+    predict_archive(cfg)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,12 @@ from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.metrics import score
 from mask_age_gender.models.module import FaceClassifier, backbone_normalization
 from mask_age_gender.predict import predict_proba
-from mask_age_gender.runs import epoch_history
+from mask_age_gender.runs import epoch_history, prediction_table
 from mask_age_gender.runstate import (
     AtomicCheckpointIO,
     check_resumable,
     check_room,
+    restore_config,
     resume_checkpoint,
     run_callbacks,
     stop_signal,
@@ -110,6 +111,9 @@ def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
     )
     datamodule.setup("fit")  # every archive problem surfaces here, before anything is written
     data["mean"], data["std"] = list(datamodule.mean), list(datamodule.std)
+    data["root"] = str(datamodule.root)  # absolute: `predict split=val` finds the same people
+    if data.get("label_overrides"):
+        data["label_overrides"] = str(Path(data["label_overrides"]).resolve())
     if config["loss"].get("class_weights") == "inverse_frequency":
         tasks = instantiate(config["head"])(in_features=1).tasks
         config["loss"]["class_weights"] = datamodule.class_weights(tasks)
@@ -170,13 +174,6 @@ def write_results(
     }
 
 
-def prediction_table(table: pd.DataFrame, preds: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """One row per photo: path, person, age, true and predicted class, the 18 probabilities."""
-    out = table[["path", "person", "age"]].assign(true=table["label"].to_numpy(), pred=preds)
-    columns = pd.DataFrame(probs.round(6), columns=[f"p{k:02d}" for k in range(probs.shape[1])])
-    return pd.concat([out.reset_index(drop=True), columns], axis=1)
-
-
 def hydra_choices() -> dict[str, str | None]:
     """The option chosen in each config group (model, head, loss, …), for the ledger."""
     if not HydraConfig.initialized():
@@ -187,6 +184,7 @@ def hydra_choices() -> dict[str, str | None]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    cfg = restore_config(cfg)
     try:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             return train(cfg)

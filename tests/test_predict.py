@@ -98,7 +98,10 @@ def test_predict_command_line(archive: Path, run_dir: Path, tmp_path: Path) -> N
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert pd.read_csv(output).shape[0] == len(pd.read_csv(archive / "eval" / "info.csv"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.csv"]  # no stray Hydra folders
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cli.csv",
+        "probabilities.csv",
+    ]  # no Hydra folders
 
 
 def test_checkpoint_loads_with_weights_only(run_dir: Path) -> None:

@@ -29,13 +29,13 @@ MAX_AGE = 120
 class ArchiveError(ValueError):
     """Every problem found in an archive, one per line, each naming its file and row."""
 
-    def __init__(self, root: Path, problems: Sequence[str]):
+    def __init__(self, root: Path, problems: Sequence[str], what: str = "archive"):
         self.problems = list(problems)
         listed = "\n".join(f"  - {p}" for p in self.problems[:MAX_LISTED])
         more = len(self.problems) - MAX_LISTED
         tail = f"\n  … and {more} more" if more > 0 else ""
         count = len(self.problems)
-        super().__init__(f"archive {root}: {count} problem{'s' * (count != 1)}\n{listed}{tail}")
+        super().__init__(f"{what} {root}: {count} problem{'s' * (count != 1)}\n{listed}{tail}")
 
 
 def read_train(
@@ -158,7 +158,7 @@ def _read_train_csv(root: Path) -> tuple[pd.DataFrame, list[str]]:
         gender = GENDER_NAMES.get(row["gender"].strip().lower())
         if gender is None:
             row_problems.append(f"{where}: gender '{row['gender']}' is not male or female")
-        age = _parse_age(row["age"])
+        age = parse_age(row["age"])
         if age is None:
             row_problems.append(f"{where}: age '{row['age']}' is not an integer in 0..{MAX_AGE}")
         if not row["path"].strip():
@@ -175,7 +175,7 @@ def _read_train_csv(root: Path) -> tuple[pd.DataFrame, list[str]]:
     return table.loc[np.array(keep, dtype=bool)].astype({"gender": int, "age": int}), problems
 
 
-def _parse_age(text: str) -> int | None:
+def parse_age(text: str) -> int | None:
     try:
         age = int(text.strip())
     except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from mask_age_gender.data.archive import read_archive
 from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.overrides import apply_overrides, read_overrides
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
@@ -47,6 +49,7 @@ class FaceDataModule(pl.LightningDataModule):
         sampler_balance: str = "class",
         drop_boundary_ages: int = 0,
         cache_dir: str | None = None,
+        label_overrides: str | None = None,
     ):
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -68,6 +71,8 @@ class FaceDataModule(pl.LightningDataModule):
         self.sampler, self.sampler_balance = sampler, sampler_balance
         self.drop_boundary_ages = drop_boundary_ages
         self.cache_dir = cache_dir
+        self.label_overrides = label_overrides
+        self.overrides_applied: dict[str, int] | None = None
         self.train_table: pd.DataFrame | None = None
         self.val_table: pd.DataFrame | None = None
         self.eval_table: pd.DataFrame | None = None
@@ -77,8 +82,7 @@ class FaceDataModule(pl.LightningDataModule):
         """Read, check and split once; later calls reuse the tables."""
         if self.train_table is not None:
             return
-        table, self.eval_table = read_archive(self.root, self.age_bins, self.verify_images)
-        train, self.val_table = split_by_person(table, self.n_folds, self.fold, self.seed)
+        train = self.read_split()
         near = near_age_boundary(train["age"], self.age_bins, self.drop_boundary_ages)
         train = train[~near].reset_index(drop=True)  # validation is never filtered
         self.train_table = relabel_ages(train, self.train_age_bins)  # nor relabelled
@@ -86,6 +90,17 @@ class FaceDataModule(pl.LightningDataModule):
             self.mean, self.std = channel_stats(
                 self.train_table["path"].tolist(), self.image_size, self.cache_dir
             )
+
+    def read_split(self) -> pd.DataFrame:
+        """Read the archive, correct its labels (``label_overrides``) and split it by person;
+        sets ``val_table`` and ``eval_table`` and returns the training people's photos, all of
+        them: what only training does to them (boundary filter, age shift) comes after."""
+        table, self.eval_table = read_archive(self.root, self.age_bins, self.verify_images)
+        if self.label_overrides:
+            overrides = read_overrides(self.label_overrides, table["person"].unique())
+            table, self.overrides_applied = apply_overrides(table, overrides, self.age_bins)
+        train, self.val_table = split_by_person(table, self.n_folds, self.fold, self.seed)
+        return train
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_table, train=True)
@@ -151,13 +166,14 @@ class FaceDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> dict[str, Any]:
         """Counts of the split, for the run's summary."""
         return {
             "train_people": int(self.train_table["person"].nunique()),
             "val_people": int(self.val_table["person"].nunique()),
             "train_images": len(self.train_table),
             "val_images": len(self.val_table),
+            **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
         }
 
 

@@ -1,0 +1,99 @@
+"""Several checkpoints as one model: soft or hard voting, the checkpoints of a sweep, and the
+validation people each checkpoint never trained on (to score an ensemble before submitting)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+
+from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.models.module import FaceClassifier
+
+ENSEMBLES = ("soft", "hard")
+SPLIT_KEYS = ("root", "n_folds", "seed", "age_bins", "label_overrides")  # the fold aside
+
+
+def combine(probs: Sequence[np.ndarray], mode: str = "soft") -> tuple[np.ndarray, np.ndarray]:
+    """(labels, mean probabilities) of the members' N × C probabilities.
+
+    ``soft``: the class of highest mean probability. ``hard``: the class most members
+    predict; among classes with equally many votes, the one of highest summed probability.
+    """
+    if mode not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {mode!r}")
+    stacked = np.stack(probs)
+    mean = stacked.mean(axis=0)
+    if mode == "soft":
+        return mean.argmax(axis=1), mean
+    votes = np.zeros_like(mean)
+    rows = np.arange(mean.shape[0])
+    for member in stacked:
+        votes[rows, member.argmax(axis=1)] += 1
+    tied = votes == votes.max(axis=1, keepdims=True)
+    return np.where(tied, mean, -np.inf).argmax(axis=1), mean
+
+
+def find_checkpoints(directory: str | Path) -> list[Path]:
+    """Every run's best checkpoint under a run or sweep folder (e.g. the k folds)."""
+    found = sorted(Path(directory).rglob("checkpoints/best.ckpt"))
+    if not found:
+        raise FileNotFoundError(
+            f"ckpt_dir={directory}: no checkpoints/best.ckpt under it "
+            "(each finished run writes RUN/checkpoints/best.ckpt)"
+        )
+    return found
+
+
+def split_of(module: FaceClassifier) -> tuple[dict[str, Any], int]:
+    """How a checkpoint's people were split (archive, folds, seed…) and its validation fold."""
+    data = module.hparams.config["data"]
+    key = {name: _plain(data.get(name)) for name in SPLIT_KEYS}
+    return key, int(data["fold"])
+
+
+def validation_data(module: FaceClassifier, root: str | None = None) -> tuple[pd.DataFrame, int]:
+    """The photos of the people a checkpoint validated on (read and split as in its
+    training; ``root`` if the archive moved), and how many people the archive holds."""
+    config = module.hparams.config
+    data = {**config["data"], "transform": config["transform"]}
+    if root is not None:
+        data["root"] = root
+    datamodule: FaceDataModule = instantiate(data, _recursive_=False)
+    train = datamodule.read_split()
+    people = train["person"].nunique() + datamodule.val_table["person"].nunique()
+    return datamodule.val_table, int(people)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def fold_groups(models: dict[str, FaceClassifier], split: str) -> dict[int, list[str]]:
+    """The checkpoints by validation fold; refuses checkpoints whose validation people
+    cannot be compared (other archive or split), or, for ``split=val``, other folds."""
+    splits = {path: split_of(module) for path, module in models.items()}
+    keys = {path: key for path, (key, _) in splits.items()}
+    first = next(iter(keys.values()))
+    for path, key in keys.items():
+        differs = {
+            name: (first[name], key[name]) for name in SPLIT_KEYS if key[name] != first[name]
+        }
+        if differs:
+            raise ValueError(
+                f"split={split}: checkpoint {path} was split differently from the others "
+                f"(first vs this: {differs}); their validation people are not the same"
+            )
+    groups: dict[int, list[str]] = {}
+    for path, (_, fold) in splits.items():
+        groups.setdefault(fold, []).append(path)
+    if split == "val" and len(groups) > 1:
+        raise ValueError(
+            f"split=val needs checkpoints validated on the same fold; these use folds "
+            f"{sorted(groups)}: use split=oof to join k-fold checkpoints"
+        )
+    return groups
