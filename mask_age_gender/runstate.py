@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
 from lightning_fabric.plugins import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -75,6 +78,26 @@ def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str:
     """``hydra.output_subdir``: a resumed run keeps the ``.hydra/`` of its first start (the
     record of the experiment) and writes the resuming command's beside it."""
     return ".hydra" if resume_dir(resume, ckpt_path, "") == "" else ".hydra-resumed"
+
+
+def restore_config(cfg: DictConfig) -> DictConfig:
+    """For ``resume=DIR`` (or ``ckpt_path=DIR/checkpoints/…``): the config the run started
+    with, composed again from its ``.hydra/overrides.yaml`` with this command's overrides on
+    top, so ``resume=DIR`` alone continues the same experiment. Other runs: ``cfg`` as is."""
+    run = resume_dir(cfg.get("resume"), cfg.get("ckpt_path"), "")
+    first = Path(run) / ".hydra" / "overrides.yaml"
+    if not run or not first.is_file() or not HydraConfig.initialized():
+        return cfg
+    now = list(HydraConfig.get().overrides.task)
+    given = {override_key(o) for o in now}
+    saved = [o for o in OmegaConf.load(first) if override_key(o) not in given]
+    log.info("resuming %s with its first start's overrides: %s", run, " ".join(saved) or "none")
+    return compose(config_name=HydraConfig.get().job.config_name, overrides=saved + now)
+
+
+def override_key(override: str) -> str:
+    """``model`` of ``model=x``, ``trainer.max_epochs`` of ``+trainer.max_epochs=3``."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def resume_checkpoint(resume: str | None, ckpt_path: str | None) -> Path | None:

@@ -86,7 +86,7 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
     assert not (killed / "val_predictions.csv").exists()
 
     resumed = subprocess.run(
-        app(*overrides, f"resume={killed}"), cwd=ROOT, env=ENV, capture_output=True, text=True
+        app(f"resume={killed}"), cwd=ROOT, env=ENV, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _, stderr = uninterrupted.communicate(timeout=600)
