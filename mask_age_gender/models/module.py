@@ -18,6 +18,8 @@ from mask_age_gender.losses import HeadLoss
 from mask_age_gender.metrics import TaskMetrics
 from mask_age_gender.optim import build_optimizer, build_scheduler
 
+RUNTIME_OPTIONS = ("compile", "channels_last")  # model.* keys that are not backbone arguments
+
 
 class NonFiniteLoss(FloatingPointError):
     """A NaN or infinite loss; the message names the step and the batch's photos."""
@@ -29,7 +31,9 @@ class FaceClassifier(pl.LightningModule):
     def __init__(self, config: dict[str, Any]):
         super().__init__()
         self.save_hyperparameters()
-        self.backbone = instantiate(config["model"])
+        model = {k: v for k, v in config["model"].items() if k not in RUNTIME_OPTIONS}
+        self.backbone = instantiate(model)
+        self.channels_last = False  # decided in setup(), once the device is known
         self.head = instantiate(config["head"])(in_features=self.backbone.num_features)
         loss = config["loss"]
         class_weights = loss.get("class_weights")
@@ -42,8 +46,21 @@ class FaceClassifier(pl.LightningModule):
         self.train_metrics = TaskMetrics(persistent=True)  # a training epoch may be resumed
         self.val_metrics = TaskMetrics()
 
+    def setup(self, stage: str) -> None:
+        """``model.channels_last`` (``auto``: on a GPU) and ``model.compile`` take effect."""
+        options = self.hparams.config["model"]
+        wanted = options.get("channels_last", False)
+        on_gpu = self.trainer.strategy.root_device.type == "cuda"
+        self.channels_last = on_gpu if wanted == "auto" else bool(wanted)
+        if self.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        if options.get("compile", False):
+            self.backbone.compile()  # in place: state_dict keys keep their names
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits by head task."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.head(self.backbone(images))
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
