@@ -50,6 +50,8 @@ class FaceDataModule(pl.LightningDataModule):
         drop_boundary_ages: int = 0,
         cache_dir: str | None = None,
         label_overrides: str | None = None,
+        cache: str = "none",
+        cache_max_gb: float = 8.0,
     ):
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -71,6 +73,9 @@ class FaceDataModule(pl.LightningDataModule):
         self.sampler, self.sampler_balance = sampler, sampler_balance
         self.drop_boundary_ages = drop_boundary_ages
         self.cache_dir = cache_dir
+        self.cache, self.cache_max_gb = cache, cache_max_gb
+        self.cache_gb = 0.0  # held by the memory caches of the stages so far
+        self._datasets: dict[str, FaceDataset] = {}
         self.label_overrides = label_overrides
         self.overrides_applied: dict[str, int] | None = None
         self.train_table: pd.DataFrame | None = None
@@ -103,14 +108,14 @@ class FaceDataModule(pl.LightningDataModule):
         return train
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_table, train=True)
+        return self._loader("train", self.train_table)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_table, train=False)
+        return self._loader("val", self.val_table)
 
     def eval_dataloader(self) -> DataLoader | None:
         """The unlabeled eval photos in ``info.csv`` order, or None when the archive has none."""
-        return None if self.eval_table is None else self._loader(self.eval_table, train=False)
+        return None if self.eval_table is None else self._loader("eval", self.eval_table)
 
     def class_weights(self, tasks: Mapping[str, int]) -> dict[str, list[float]]:
         """Inverse-frequency weights per task of a head, from the training split only:
@@ -148,12 +153,9 @@ class FaceDataModule(pl.LightningDataModule):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = state or None
 
-    def _loader(self, table: pd.DataFrame, train: bool) -> DataLoader:
-        labels = table["label"] if "label" in table else None
-        transform = build_transform(
-            self.transform, self.image_size, self.mean, self.std, train=train
-        )
-        dataset = FaceDataset(table["path"], labels, transform)
+    def _loader(self, stage: str, table: pd.DataFrame) -> DataLoader:
+        dataset = self._dataset(stage, table)
+        train = stage == "train"
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -166,6 +168,21 @@ class FaceDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
+    def _dataset(self, stage: str, table: pd.DataFrame) -> FaceDataset:
+        """The stage's dataset, built once: its photo cache outlives the loaders."""
+        if stage not in self._datasets:
+            labels = table["label"] if "label" in table else None
+            transform = build_transform(
+                self.transform, self.image_size, self.mean, self.std, train=stage == "train"
+            )
+            room = self.cache_max_gb - self.cache_gb  # the limit covers all stages together
+            dataset = FaceDataset(
+                table["path"], labels, transform, self.cache, self.cache_dir, room
+            )
+            self.cache_gb += dataset.photos.summary()["cache_gb"]
+            self._datasets[stage] = dataset
+        return self._datasets[stage]
+
     def summary(self) -> dict[str, Any]:
         """Counts of the split, for the run's summary."""
         return {
@@ -173,6 +190,8 @@ class FaceDataModule(pl.LightningDataModule):
             "val_people": int(self.val_table["person"].nunique()),
             "train_images": len(self.train_table),
             "val_images": len(self.val_table),
+            "cache": self.cache,
+            "cache_gb": round(self.cache_gb, 4),
             **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
         }
 

@@ -1,13 +1,18 @@
-"""Photos as tensors: decode to RGB whatever the file's mode, then apply the stage's pipeline."""
+"""Photos as tensors: decode to RGB whatever the file's mode, prepare (crop, resize; cached
+with ``data.cache``), then the rest of the stage's pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from mask_age_gender.data.cache import PhotoCache
+from mask_age_gender.data.transforms import Pipeline
 
 
 def load_rgb(path: str) -> np.ndarray:
@@ -31,11 +36,20 @@ class FaceDataset(Dataset):
         self,
         paths: Sequence[str],
         labels: Sequence[int] | None,
-        transform: Callable[..., dict],
+        transform: Pipeline,
+        cache: str = "none",
+        cache_dir: str | Path | None = None,
+        cache_max_gb: float = 8.0,
     ):
         self.paths = list(paths)
         self.labels = [-1] * len(self.paths) if labels is None else [int(y) for y in labels]
         self.transform = transform
+        self.photos = PhotoCache(
+            cache, self.paths, self._prepare, transform.size, transform.key, cache_dir, cache_max_gb
+        )
+
+    def _prepare(self, path: str) -> np.ndarray:
+        return self.transform.prepare(image=load_rgb(path))["image"]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -44,5 +58,5 @@ class FaceDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         if seed is not None:
             self.transform.set_random_seed(seed)
-        image = self.transform(image=load_rgb(self.paths[index]))["image"]
+        image = self.transform.finish(image=self.photos(index))["image"]
         return image, self.labels[index], index

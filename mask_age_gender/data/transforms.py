@@ -3,16 +3,43 @@
 A recipe has two named sets of steps: ``prepare`` (deterministic, e.g. a centre crop) used in
 every stage, and ``augment`` (random) used in training only; a step set to null is skipped.
 The resize to ``data.image_size`` follows ``prepare``, so augmentation works on small images;
-normalisation and the tensor come last.
+normalisation and the tensor come last. Everything up to the resize is the same in every
+stage and for every epoch, so a photo cache (``data.cache``) stores its result.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import albumentations as A
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
+
+
+@dataclass
+class Pipeline:
+    """``prepare`` (decoded photo → cropped, resized uint8) then ``finish`` (augmentation in
+    training, normalisation, tensor). ``key`` names ``prepare``'s settings, for caches."""
+
+    prepare: A.Compose
+    finish: A.Compose
+    key: str
+    size: tuple[int, int]  # (H, W) that prepare ends with
+
+    def __call__(self, image: np.ndarray) -> dict[str, Any]:
+        return self.finish(image=self.prepare(image=image)["image"])
+
+    def set_random_seed(self, seed: int) -> None:
+        self.finish.set_random_seed(seed)  # prepare draws no random numbers
+
+    @property
+    def transforms(self) -> list:
+        return [*self.prepare.transforms, *self.finish.transforms]
 
 
 def build_transform(
@@ -21,12 +48,16 @@ def build_transform(
     mean: Sequence[float],
     std: Sequence[float],
     train: bool,
-) -> A.Compose:
+) -> Pipeline:
     """The pipeline for one stage: prepare, resize (+ augment in training), normalize, to tensor."""
     height, width = image_size
-    steps = [instantiate(step) for step in (recipe.get("prepare") or {}).values() if step]
+    prepare_steps = dict(recipe.get("prepare") or {})
+    steps = [instantiate(step) for step in prepare_steps.values() if step]
     steps.append(A.Resize(height=height, width=width))
+    finish = []
     if train:
-        steps += [instantiate(step) for step in (recipe.get("augment") or {}).values() if step]
-    steps += [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
-    return A.Compose(steps)
+        finish += [instantiate(step) for step in (recipe.get("augment") or {}).values() if step]
+    finish += [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
+    settings = json.dumps([prepare_steps, [height, width]], sort_keys=True, default=str)
+    key = hashlib.sha1(settings.encode()).hexdigest()[:12]
+    return Pipeline(A.Compose(steps), A.Compose(finish), key, (height, width))
