@@ -17,16 +17,21 @@ from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
 class TaskMetrics(nn.Module):
     """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` (and ``loss`` when given)
     accumulated over batches. ``persistent=True`` keeps the running sums in checkpoints, so an
-    epoch resumed midway scores all of its batches."""
+    epoch resumed midway scores all of its batches. ``sync=False`` scores this process's
+    batches alone, without waiting for the other DDP processes."""
 
-    def __init__(self, persistent: bool = False):
+    def __init__(self, persistent: bool = False, sync: bool = True):
         super().__init__()
-        self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro")
-        self.acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        options = {"sync_on_compute": sync}
+        self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro", **options)
+        self.acc = MulticlassAccuracy(NUM_CLASSES, average="micro", **options)
         self.task_f1 = nn.ModuleDict(
-            {task: MulticlassF1Score(n, average="macro") for task, n in TASK_CLASSES.items()}
+            {
+                task: MulticlassF1Score(n, average="macro", **options)
+                for task, n in TASK_CLASSES.items()
+            }
         )
-        self.loss = MeanMetric()
+        self.loss = MeanMetric(**options)
         for metric in self._metrics():
             metric.persistent(persistent)
 
@@ -56,7 +61,8 @@ class TaskMetrics(nn.Module):
 
 
 def score(preds: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """The same scores for a whole set of predictions at once."""
-    metrics = TaskMetrics()
+    """The same scores for a whole set of predictions at once (in this process: after a DDP
+    fit the other processes may be gone)."""
+    metrics = TaskMetrics(sync=False)
     metrics.update(preds, target)
     return {name: float(value) for name, value in metrics.compute().items()}

@@ -29,6 +29,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from mask_age_gender import resolvers  # noqa: F401  (registers ${mixed_precision:})
 from mask_age_gender.analysis import write_error_analysis
 from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.distributed import ddp_job
 from mask_age_gender.ema import EMA
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.metrics import score
@@ -75,7 +76,7 @@ def train(cfg: DictConfig) -> float:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
     )
-    with track_status(run_dir, resumed_from):
+    with ddp_job(run_dir), track_status(run_dir, resumed_from):
         fit_started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=resumed_from, weights_only=True)
         fit_seconds = time.perf_counter() - fit_started
@@ -146,7 +147,8 @@ def write_results(
     state = torch.load(best_ckpt, map_location=module.device, weights_only=True)
     module.load_state_dict(state["state_dict"])
     val = datamodule.val_table
-    probs = predict_proba(module, datamodule.val_dataloader(), desc="validation predictions")
+    loader = datamodule.val_dataloader(shard=False)  # every photo, whatever the processes
+    probs = predict_proba(module, loader, desc="validation predictions")
     preds = probs.argmax(axis=1)
     write_csv_atomic(run_dir / "val_predictions.csv", prediction_table(val, preds, probs))
     eval_loader = datamodule.eval_dataloader()

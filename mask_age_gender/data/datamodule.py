@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from mask_age_gender.data.archive import read_archive
@@ -110,8 +111,11 @@ class FaceDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.train_table)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.val_table)
+    def val_dataloader(self, shard: bool = True) -> DataLoader:
+        """This process's share of the validation photos under DDP, each photo in one share
+        (Lightning's default sampler repeats photos to even the shares: they would count twice
+        in F1); ``shard=False``: all of them."""
+        return self._loader("val", self.val_table, shard)
 
     def eval_dataloader(self) -> DataLoader | None:
         """The unlabeled eval photos in ``info.csv`` order, or None when the archive has none."""
@@ -130,12 +134,13 @@ class FaceDataModule(pl.LightningDataModule):
 
     def _train_sampler(self) -> EpochSampler:
         """Shuffles the photos each epoch; ``sampler=weighted`` draws them so that each class
-        (or age group) is equally likely, with replacement. Resumes where a checkpoint left."""
+        (or age group) is equally likely, with replacement. Resumes where a checkpoint left.
+        Under DDP, this process's share."""
         weights = None
         if self.sampler == "weighted":
             groups = self.train_table[BALANCE_BY[self.sampler_balance]].to_numpy()
             weights = (1.0 / np.bincount(groups)[groups]).tolist()
-        sampler = EpochSampler(len(self.train_table), self.seed, weights)
+        sampler = EpochSampler(len(self.train_table), self.seed, weights, *self._processes())
         if self._resume is not None:
             sampler.resume_at(self._resume["epoch"], self._resume["batches"] * self.batch_size)
         return sampler
@@ -153,13 +158,21 @@ class FaceDataModule(pl.LightningDataModule):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = state or None
 
-    def _loader(self, stage: str, table: pd.DataFrame) -> DataLoader:
+    def _processes(self) -> tuple[int, int]:
+        """The number of DDP processes and this one's rank (1, 0 outside a Trainer)."""
+        return (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+
+    def _loader(self, stage: str, table: pd.DataFrame, shard: bool = False) -> DataLoader:
         dataset = self._dataset(stage, table)
         train = stage == "train"
+        sampler = self._train_sampler() if train else None
+        replicas, rank = self._processes()
+        if shard and replicas > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, replicas, rank, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=self._train_sampler() if train else None,
+            sampler=sampler,
             # worker seeds from the loader's own generator: the global RNG is left to the model
             generator=torch.Generator().manual_seed(self.seed) if train else None,
             drop_last=train and len(dataset) > self.batch_size,

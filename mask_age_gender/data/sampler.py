@@ -6,6 +6,11 @@ epoch's order (a permutation, or a weighted draw with replacement) and each phot
 augmentation seed come from ``(seed, epoch)``; Lightning calls ``set_epoch`` every epoch, and
 ``resume_at`` skips the batches a checkpoint already trained on. The sampler yields
 ``(index, augmentation seed)`` pairs, which :class:`FaceDataset` understands.
+
+Under DDP each of ``num_replicas`` processes takes every ``num_replicas``-th pair of the epoch's
+order (padded by its first pairs to equal shares, as torch's ``DistributedSampler`` does), so a
+resumed process skips exactly the batches it trained on. Being a ``DistributedSampler``, it is
+left as is by Lightning, which would otherwise wrap it in a sampler of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -22,25 +27,30 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed_words[0]) << 31 | int(seed_words[1]) >> 1)
 
 
-class EpochSampler(Sampler[tuple[int, int]]):
-    """Shuffled (or ``weights``-drawn, with replacement) indices, the same for the same epoch."""
+class EpochSampler(DistributedSampler):
+    """Shuffled (or ``weights``-drawn, with replacement) indices, the same for the same epoch;
+    this process's share of them under DDP (``rank`` of ``num_replicas``)."""
 
-    def __init__(self, size: int, seed: int, weights: Sequence[float] | None = None):
-        self.size, self.seed = size, seed
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        weights: Sequence[float] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
+        super().__init__(range(size), num_replicas, rank, shuffle=True, seed=seed)
+        self.size = size
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
-        self.epoch = 0
         self._skip: dict[int, int] = {}  # epoch → photos already trained on (a resumed run)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def resume_at(self, epoch: int, photos_done: int) -> None:
-        """Start at ``epoch`` and leave out its first ``photos_done`` photos."""
+        """Start at ``epoch`` and leave out the first ``photos_done`` photos of this share."""
         self.epoch = epoch
         self._skip = {epoch: photos_done}
 
     def __len__(self) -> int:
-        return self.size
+        return self.num_samples  # this process's share: the whole epoch on one process
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = epoch_generator(self.seed, self.epoch)
@@ -49,5 +59,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
         else:
             order = torch.multinomial(self.weights, self.size, True, generator=generator)
         photo_seeds = torch.randint(0, 2**31 - 1, (self.size,), generator=generator)
-        start = self._skip.get(self.epoch, 0)
-        yield from zip(order[start:].tolist(), photo_seeds[start:].tolist(), strict=True)
+        pairs = list(zip(order.tolist(), photo_seeds.tolist(), strict=True))
+        pairs += pairs[: self.total_size - self.size]  # equal shares: each rank steps alike
+        share = pairs[self.rank : self.total_size : self.num_replicas]
+        yield from share[self._skip.get(self.epoch, 0) :]

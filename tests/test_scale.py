@@ -1,0 +1,114 @@
+"""Scale: DDP over two CPU processes (gloo) scores each validation photo once; sweeps under DDP
+and through submitit leave their job folders and nothing else; the SLURM launcher config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from mask_age_gender.data.sampler import EpochSampler
+from mask_age_gender.ensemble import validation_data
+from mask_age_gender.metrics import score
+from mask_age_gender.predict import eval_loader, load_classifier, predict_proba
+
+from .conftest import CONF, TINY
+from .test_train import run_app
+
+DDP = ["trainer=ddp_cpu", "optimizer.lr=0.01"]  # lr: a model that predicts more than one class
+
+
+def tiny(*overrides: str) -> list[str]:
+    """The tiny settings, less those that ``overrides`` replace, then ``overrides``."""
+    named = {o.split("=", 1)[0] for o in overrides}
+    return [*(o for o in TINY if o.split("=", 1)[0] not in named), *overrides]
+
+
+def summary_of(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_ddp_shares_of_an_epoch_hold_it_once_and_resume_where_they_stopped() -> None:
+    whole = list(EpochSampler(11, seed=3))
+    shares = [list(EpochSampler(11, seed=3, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == 6  # padded with the epoch's first photo
+    assert shares[0] + shares[1] != whole and sorted(shares[0] + shares[1]) == sorted(
+        [*whole, whole[0]]
+    )
+    resumed = EpochSampler(11, seed=3, num_replicas=2, rank=1)
+    resumed.resume_at(0, photos_done=4)
+    assert list(resumed) == shares[1][4:]
+
+
+@pytest.mark.slow
+def test_ddp_validation_f1_is_the_single_process_f1_of_its_checkpoint(
+    archive: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    result = run_app(*tiny(*DDP), f"data.root={archive}", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # rank 1 made no folder of its own
+    summary = summary_of(run)
+    assert summary["status"] == "finished"
+
+    module = load_classifier(run / summary["best_ckpt"])
+    val, _ = validation_data(module)
+    assert len(val) % 2 == 1  # the shares are uneven: a padding sampler would score a photo twice
+    probs = predict_proba(module, eval_loader(module, list(val["path"]), 16, 0))
+    single = score(torch.tensor(probs.argmax(axis=1)), torch.tensor(val["label"].to_numpy()))
+    logged = pd.read_csv(run / "metrics.csv").groupby("epoch")[["val/f1", "val/acc"]].max()
+    at_best = logged.loc[summary["best_epoch"]]
+    print(f"DDP val/f1 {at_best['val/f1']:.8f}, one process {single['f1']:.8f}")
+    assert 0 < single["f1"] < 1 and 0 < single["acc"] < 1
+    assert at_best["val/f1"] == pytest.approx(single["f1"], abs=1e-6)
+    assert at_best["val/acc"] == pytest.approx(single["acc"], abs=1e-6)  # counts every photo once
+    assert summary["val_f1"] == pytest.approx(single["f1"], abs=1e-6)
+    assert len(pd.read_csv(run / "val_predictions.csv")) == len(val)
+
+
+@pytest.mark.slow
+def test_a_ddp_sweep_leaves_its_job_folders_and_nothing_else(archive: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    overrides = tiny(*DDP, "trainer.max_epochs=1", "seed=1,2")
+    result = run_app(
+        "-m", *overrides, f"data.root={archive}", f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep"]
+    jobs = sorted(p.name for p in sweep.iterdir())
+    assert len(jobs) == 3 and jobs[-1] == "multirun.yaml", jobs
+    assert all(summary_of(sweep / job)["status"] == "finished" for job in jobs[:2])
+
+
+@pytest.mark.slow
+def test_a_submitit_local_sweep_runs_both_jobs(archive: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_app(
+        "-m", *tiny("trainer.max_epochs=1", "seed=1,2"), f"data.root={archive}",
+        "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir())
+    assert len(jobs) == 4 and jobs[0] == ".submitit" and jobs[-1] == "multirun.yaml", jobs
+    assert [summary_of(sweep / job)["status"] for job in jobs[1:3]] == ["finished", "finished"]
+
+
+def test_the_slurm_launcher_asks_one_task_per_gpu_on_each_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLURM_PARTITION", "gpu")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        overrides = ["hydra/launcher=slurm_gpu", "trainer=ddp", "trainer.num_nodes=2"]
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.nodes == 2
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 8
+    assert cfg.trainer.devices == -1 and cfg.trainer.strategy == "ddp"
