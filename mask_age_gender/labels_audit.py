@@ -6,7 +6,7 @@
 
 Suspects: a gender or age group that most of a person's photos are predicted against (as in
 each run's report), and ``normal`` / ``incorrect_mask`` photos that look swapped (the photo
-labelled not worn predicted incorrect, and the one labelled incorrect predicted not worn).
+labelled not worn predicted with a mask, and the one labelled incorrect predicted without).
 An age-group suspect gets the age nearest its label inside the predicted group. Any
 ``val_predictions.csv`` works too, but only out-of-fold predictions cover every person.
 """
@@ -54,17 +54,20 @@ def audit(
     for person in swapped_mask_people(table):
         entry = row(person)
         entry["swap_mask"] = "true"
-        why = "normal predicted incorrect and incorrect_mask predicted not worn"
+        why = "the not-worn photo predicted with a mask, the incorrect one without"
         entry["reason"] = "; ".join(filter(None, [entry["reason"], why]))
     return pd.DataFrame(list(rows.values()), columns=COLUMNS).sort_values("person")
 
 
 def swapped_mask_people(table: pd.DataFrame) -> list[str]:
-    """People whose not-worn photo is predicted incorrect and incorrect photo not worn."""
+    """People whose photo labelled not worn is predicted with a mask (incorrect, or worn: the
+    two are easily confused) and whose photo labelled incorrect is predicted not worn."""
     pair = table[table["true_mask"].isin([Mask.INCORRECT, Mask.NOT_WEAR])]
-    flipped = pair["pred_mask"] == Mask.INCORRECT + Mask.NOT_WEAR - pair["true_mask"]
-    per_person = flipped.groupby(pair["person"]).agg(["sum", "size"])
-    return sorted(per_person.index[(per_person["sum"] == 2) & (per_person["size"] == 2)])
+    bare = pair["pred_mask"] == Mask.NOT_WEAR
+    looks_swapped = np.where(pair["true_mask"] == Mask.NOT_WEAR, ~bare, bare)
+    per_person = pd.Series(looks_swapped, index=pair.index).groupby(pair["person"])
+    counts = per_person.agg(["sum", "size"])
+    return sorted(counts.index[(counts["sum"] == 2) & (counts["size"] == 2)])
 
 
 def nearest_age(age: int, group: int, age_bins: tuple[int, int]) -> int:
