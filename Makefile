@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DATA := data/synthetic
 
-.PHONY: train test lint format clean
+.PHONY: train test bench lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(DEMO_DATA)/train/train.csv: | $(STAMP)
 
 train: $(STAMP) $(DEMO_DATA)/train/train.csv
 	$(PY) -m mask_age_gender.train experiment=demo
+
+bench: $(STAMP)  # efficientnet_lite0, 224×224, batch 32; JSON in outputs/bench/
+	$(PY) -m mask_age_gender.bench
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

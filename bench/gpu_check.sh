@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The GPU check of issue #5, on a fresh GPU machine, from any directory:
+#   bash bench/gpu_check.sh             # BATCH=32 PHOTOS=2048 EPOCHS=3 COMPILE=false by default
+# Installs the project (.venv, pip install -e '.[dev]'), generates the benchmark's synthetic
+# archive (384×512), benchmarks resnet50 at 224×224 (trainer=gpu: bf16 mixed; channels_last;
+# data.cache=memory warmed by one epoch; workers = CPU count), then trains it 1 epoch with
+# `python -m mask_age_gender.train trainer=gpu …`. Prints train_img_s, model_only_img_s and
+# their ratio (target >= 0.8). Results in outputs/gpu_check/, copied to "$OUT" when it is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin/python
+BATCH=${BATCH:-32}
+PHOTOS=${PHOTOS:-2048}  # the archive's training split holds ~2240
+EPOCHS=${EPOCHS:-3}     # measured passes over the photos, after one warm-up pass
+COMPILE=${COMPILE:-false}
+WORKERS=$(nproc)
+RESULTS=outputs/gpu_check
+
+copy_out() {  # whatever exists, also after a failure
+  if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT"
+    cp "$RESULTS"/*.json "$RESULTS"/*.log "$OUT"/ 2>/dev/null || true
+  fi
+}
+trap copy_out EXIT
+mkdir -p "$RESULTS"
+
+test -x "$PY" || python3.11 -m venv .venv
+"$PY" -m pip install --quiet --upgrade pip
+"$PY" -m pip install --quiet -e '.[dev]'
+"$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.__version__, torch.cuda.get_device_name())'
+
+ARCHIVE=$("$PY" -c 'from mask_age_gender.bench.build import bench_archive; print(bench_archive())')
+MODEL=(model.pretrained=false model.channels_last=true "model.compile=$COMPILE")  # no hub here
+DATA=(data.cache=memory "data.num_workers=$WORKERS")
+
+sets=()
+for override in trainer=gpu "${MODEL[@]}" "${DATA[@]}"; do sets+=(--set "$override"); done
+"$PY" -m mask_age_gender.bench --model resnet50 --image-size 224 224 --batch-size "$BATCH" \
+  --photos "$PHOTOS" --workers "$WORKERS" --warm-epochs 1 --epochs "$EPOCHS" \
+  --archive "$ARCHIVE" "${sets[@]}" --out "$RESULTS/bench.json" 2> "$RESULTS/bench.log" \
+  || { tail -n 40 "$RESULTS/bench.log"; exit 1; }
+
+"$PY" -m mask_age_gender.train trainer=gpu model=resnet50 "${MODEL[@]}" "${DATA[@]}" \
+  "data.root=$ARCHIVE" "data.batch_size=$BATCH" trainer.max_epochs=1 callbacks.progress_bar=null \
+  "hydra.run.dir=$RESULTS/train" > "$RESULTS/train.log" 2>&1 \
+  || { tail -n 40 "$RESULTS/train.log"; exit 1; }
+cp "$RESULTS/train/summary.json" "$RESULTS/train_summary.json"
+
+"$PY" - "$RESULTS/bench.json" "$RESULTS/train_summary.json" <<'PYTHON'
+import json
+import sys
+
+bench, summary = (json.load(open(path)) for path in sys.argv[1:])
+train, model = bench["train_img_s"], bench["model_only_img_s"]
+print(f"train_img_s {train:.1f}  model_only_img_s {model:.1f}  "
+      f"train/model_only {train / model:.3f} (target >= 0.8)")
+print(f"data_only_img_s {bench['data_only_img_s']:.1f}  plain_loop_img_s "
+      f"{bench['plain_loop_img_s']:.1f}  predict_img_s {bench['predict_img_s']:.1f}  "
+      f"peak RSS {bench['train_peak_rss_mb']:.0f} MB  decode winner {bench['decode']['winner']}")
+print(f"1 epoch of mask_age_gender.train: {summary['fit_images_per_s']} img/s over the fit "
+      f"(validation included), {summary['seconds']} s, status {summary['status']}")
+PYTHON

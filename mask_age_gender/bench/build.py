@@ -1,0 +1,124 @@
+"""What every phase of the benchmark builds the same way: settings, config, archive, model."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from lightning_fabric import Fabric
+from omegaconf import OmegaConf, open_dict
+from torch.optim import Optimizer
+
+from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.data.synthetic import generate_archive
+from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.optim import build_optimizer
+from mask_age_gender.train import build_datamodule
+
+log = logging.getLogger(__name__)
+CONF = Path(__file__).resolve().parents[2] / "conf"
+ARCHIVE = Path("data/bench/synthetic-384x512")  # generated once, under the ignored data/
+ARCHIVE_SIZE = (384, 512)  # width, height: the real photos'
+ARCHIVE_PEOPLE = 400  # ~2240 training photos: 4× the default photos for --scale
+ARCHIVE_EVAL_PEOPLE = 40
+
+
+@dataclass
+class Settings:
+    """One measurement's settings; plain values, so the training subprocess gets them as JSON."""
+
+    overrides: list[str]  # Hydra overrides of the training config (model, data.*, --set …)
+    photos: int  # training photos: the training table is cut to this many
+    warmup: int = 3  # batches before the clock starts
+    warm_epochs: int = 1  # full passes first instead (fills data.cache), for data and training
+    epochs: int = 1  # measured passes over the photos
+    threads: int = field(default_factory=lambda: cpu_count())
+
+    def batches(self, per_epoch: int, cached: bool) -> tuple[int, int]:
+        """(warm-up, measured) batches; ``cached``: a phase that reads through ``data.cache``."""
+        warm = self.warm_epochs * per_epoch if cached and self.warm_epochs else self.warmup
+        return warm, self.epochs * per_epoch
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def bench_archive(path: Path = ARCHIVE) -> Path:
+    """The synthetic archive at the real photo size, generated on first use (whole or not at
+    all: it is written beside and renamed)."""
+    if (path / "train" / "train.csv").is_file():
+        return path
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    log.info("generating the benchmark archive %s (once)", path)
+    generate_archive(partial, ARCHIVE_PEOPLE, ARCHIVE_EVAL_PEOPLE, seed=0, size=ARCHIVE_SIZE)
+    partial.rename(path)
+    return path
+
+
+def compose_config(overrides: list[str], output_dir: Path) -> dict[str, Any]:
+    """The real training config with ``overrides``, resolved, writing to ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.cwd} in paths
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def limited_datamodule(config: dict[str, Any], photos: int) -> FaceDataModule:
+    """The project's DataModule (read, checked, split), its training table cut to ``photos``."""
+    datamodule = build_datamodule(config)
+    table = datamodule.train_table
+    if len(table) < photos:
+        raise ValueError(
+            f"{datamodule.root}: its training split has {len(table)} photos, fewer than the "
+            f"{photos} asked; ask fewer (--photos) or give a larger archive (--archive)"
+        )
+    if photos < datamodule.batch_size:
+        raise ValueError(f"--photos {photos} is less than one batch ({datamodule.batch_size})")
+    datamodule.train_table = table.iloc[:photos].reset_index(drop=True)
+    return datamodule
+
+
+def fabric_for(config: dict[str, Any]) -> Fabric:
+    """Device and precision as the configured Trainer would pick them, for the plain loops."""
+    trainer = config["trainer"]
+    return Fabric(
+        accelerator=trainer.get("accelerator", "auto"),
+        devices=1,
+        precision=trainer.get("precision", "32-true"),
+    )
+
+
+def model_for(config: dict[str, Any], fabric: Fabric) -> tuple[FaceClassifier, Optimizer]:
+    """The configured classifier and optimizer on the Fabric's device, with ``model.channels_last``
+    and ``model.compile`` applied as ``FaceClassifier.setup`` applies them under a Trainer."""
+    module = FaceClassifier(config)
+    wanted = config["model"].get("channels_last", False)
+    on_gpu = fabric.device.type == "cuda"
+    module.channels_last = on_gpu if wanted == "auto" else bool(wanted)
+    if module.channels_last:
+        module.backbone.to(memory_format=torch.channels_last)
+    if config["model"].get("compile", False):
+        module.backbone.compile()
+    optimizer = build_optimizer(module, config["optimizer"])
+    module, optimizer = fabric.setup(module, optimizer)
+    return module, optimizer
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

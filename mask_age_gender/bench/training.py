@@ -1,0 +1,119 @@
+"""The real training run (DataModule + FaceClassifier + Trainer), then prediction, measured in a
+fresh process so that its peak memory is its own:
+
+    python -m mask_age_gender.bench.training SETTINGS.json RESULT.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+
+from mask_age_gender.bench.build import Settings, compose_config, limited_datamodule, synchronize
+from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.predict import eval_loader, predict_proba
+
+MB = 1024  # ru_maxrss is in KiB on Linux
+
+
+class SteadyClock(pl.Callback):
+    """Clock readings at the end of every training batch; the rate counts those after warm-up."""
+
+    def __init__(self, warm: int):
+        self.warm = warm
+        self.ends: list[float] = []
+        self.sizes: list[int] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any):
+        synchronize(module.device)
+        self.ends.append(time.perf_counter())
+        self.sizes.append(len(args[1][0]))  # (outputs, batch, batch_idx)
+
+    def images_per_second(self) -> float:
+        # from the end of the last warm-up batch: measured batches' loading and steps both count
+        return sum(self.sizes[self.warm :]) / (self.ends[-1] - self.ends[self.warm - 1])
+
+
+def measure_training(settings: Settings, run_dir: Path) -> dict[str, float]:
+    """Train ``warm + measured`` batches as ``train.py`` would (no validation, checkpoints or
+    loggers), then predict the same photos with the trained module."""
+    torch.set_num_threads(settings.threads)
+    torch.set_flush_denormal(True)
+    config = compose_config(settings.overrides, run_dir)
+    pl.seed_everything(config["seed"], workers=True, verbose=False)
+    datamodule = limited_datamodule(config, settings.photos)
+    module = FaceClassifier(config)
+    per_epoch = len(datamodule.train_table) // datamodule.batch_size
+    warm, measured = settings.batches(per_epoch, cached=True)
+    clock = SteadyClock(max(warm, 1))
+    trainer: pl.Trainer = instantiate(
+        config["trainer"],
+        callbacks=[clock],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        min_epochs=None,
+        max_epochs=-1,
+        max_steps=max(warm, 1) + measured,
+        default_root_dir=str(run_dir),
+    )
+    trainer.fit(module, datamodule=datamodule)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MB
+    module.to(trainer.strategy.root_device)  # the Trainer hands it back on the CPU
+    del trainer
+    gc.collect()  # the persistent workers are joined, so their peak is counted below
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / MB
+    paths = datamodule.train_table["path"].tolist()
+    return {
+        "train_img_s": clock.images_per_second(),
+        "predict_img_s": predict_rate(module, paths, datamodule),
+        "train_peak_rss_mb": round(peak, 1),
+        "train_workers_peak_rss_mb": round(workers_peak, 1),
+    }
+
+
+def predict_rate(module: FaceClassifier, paths: list[str], datamodule: Any) -> float:
+    """Photos per second of ``predict``'s loader and ``predict_proba`` (fp32, as ``predict``
+    runs) on the training device, after one warm-up batch; worker start-up counts."""
+    batch, workers = datamodule.batch_size, datamodule.num_workers
+    predict_proba(module, eval_loader(module, paths[:batch], batch, workers), desc="warm-up")
+    started = time.perf_counter()
+    predict_proba(module, eval_loader(module, paths, batch, workers), desc="predict")
+    return len(paths) / (time.perf_counter() - started)
+
+
+def run_training(settings: Settings) -> dict[str, float]:
+    """``measure_training`` in a fresh Python process; its figures."""
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        spec, result = Path(tmp) / "settings.json", Path(tmp) / "result.json"
+        spec.write_text(json.dumps(dataclasses.asdict(settings)))
+        command = [sys.executable, "-m", "mask_age_gender.bench.training", str(spec), str(result)]
+        subprocess.run(command, check=True, stdout=sys.stderr)  # stdout: the JSON only
+        return json.loads(result.read_text())
+
+
+def main(argv: list[str]) -> None:
+    spec, result = (Path(a) for a in argv)
+    settings = Settings(**json.loads(spec.read_text()))
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as run_dir:
+        figures = measure_training(settings, Path(run_dir))
+    result.write_text(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,47 @@
+"""The benchmark runs on a tiny setting, and its figures are positive and consistent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mask_age_gender.bench.__main__ import main
+
+RATES = ("model_only_img_s", "data_only_img_s", "train_img_s", "plain_loop_img_s", "predict_img_s")
+RATIOS = {
+    "train/model_only": ("train_img_s", "model_only_img_s"),
+    "train/plain_loop": ("train_img_s", "plain_loop_img_s"),
+    "data_only/train": ("data_only_img_s", "train_img_s"),
+}
+
+
+@pytest.mark.slow
+def test_benchmark_figures_are_positive_and_consistent(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    tiny = ["--model", "test_resnet", "--image-size", "64", "48", "--batch-size", "8"]
+    few = ["--photos", "16", "--threads", "1", "--workers", "0", "--warmup", "1"]
+    report = main([*tiny, *few, "--archive", str(archive), "--scale", "--out", str(out)])
+
+    assert json.loads(out.read_text()) == report
+    assert all(report[rate] > 0 for rate in RATES)
+    for name, (numerator, denominator) in RATIOS.items():
+        assert report[name] == pytest.approx(report[numerator] / report[denominator], rel=1e-3)
+    assert report["train_peak_rss_mb"] > 0 and report["train_workers_peak_rss_mb"] >= 0
+    settings = report["settings"]
+    assert (settings["model"], settings["image_size"], settings["photos"]) == (
+        "test_resnet",
+        [64, 48],
+        16,
+    )
+    decode = report["decode"]
+    assert decode["photos"] > 0 and decode[decode["winner"]]["same_pixels"]
+    assert all(decode[name]["img_s"] > 0 for name in ("pil", "opencv", "torchvision"))
+    runs = report["scale"]["runs"]
+    assert [run["photos"] for run in runs] == [16, 32, 64]
+    assert runs[0]["s_per_photo"] == pytest.approx(1 / report["train_img_s"], rel=1e-2)
+    times = [run["s_per_photo"] for run in runs]
+    assert all(t > 0 for t in times)
+    spread = report["scale"]["s_per_photo_spread"]
+    assert spread == pytest.approx(max(times) / min(times) - 1, abs=1e-3)
