@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra import compose
@@ -32,7 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mask_age_gender.files import write_bytes_atomic, write_json_atomic
+from mask_age_gender.files import write_bytes_atomic, write_csv_atomic, write_json_atomic
+from mask_age_gender.runs import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,24 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     for key, value in tree.items():
         flat |= flatten(value, f"{prefix}{key}.")
     return flat
+
+
+def earlier_metrics(run_dir: Path, resumed_from: Path | None) -> pd.DataFrame | None:
+    """The ``metrics.csv`` rows a resumed run had, read before the CSV logger (which starts
+    the file afresh in a folder it finds used) deletes them."""
+    path = run_dir / METRICS
+    return pd.read_csv(path) if resumed_from is not None and path.is_file() else None
+
+
+def restore_metrics(run_dir: Path, earlier: pd.DataFrame | None) -> None:
+    """Put back the rows of the epochs before the first one the resumed run logged itself."""
+    if earlier is None or earlier.empty:
+        return
+    path = run_dir / METRICS
+    now = pd.read_csv(path) if path.is_file() else earlier.iloc[:0]
+    first = now["epoch"].min() if len(now) else np.inf
+    rows = pd.concat([earlier[earlier["epoch"] < first], now], ignore_index=True)
+    write_csv_atomic(path, rows)
 
 
 def check_room(run_dir: Path, module: torch.nn.Module) -> None:

@@ -40,7 +40,9 @@ from mask_age_gender.runstate import (
     AtomicCheckpointIO,
     check_resumable,
     check_room,
+    earlier_metrics,
     restore_config,
+    restore_metrics,
     resume_checkpoint,
     run_callbacks,
     stop_signal,
@@ -72,6 +74,7 @@ def train(cfg: DictConfig) -> float:
     module = FaceClassifier(config)  # config now holds the normalisation and class weights used
     check_room(run_dir, module)
     callbacks = build_callbacks(config.get("callbacks") or {}) + run_callbacks(run_dir)
+    earlier = earlier_metrics(run_dir, resumed_from)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
@@ -82,6 +85,7 @@ def train(cfg: DictConfig) -> float:
         fit_seconds = time.perf_counter() - fit_started
         if not trainer.is_global_zero:
             return float("nan")
+        restore_metrics(run_dir, earlier)
         summary = write_results(trainer, module, datamodule, run_dir)
     # training photos per second of fit, validation passes included
     seen = trainer.num_training_batches * datamodule.batch_size * summary["epochs_run"]

@@ -77,5 +77,7 @@ def test_disk_cache_never_serves_a_changed_photo_or_setting(
 
 
 def test_a_memory_cache_above_the_limit_is_refused(paths: list[str], tmp_path: Path) -> None:
-    with pytest.raises(CacheTooLarge, match="needs 4.61e-05 GB for 20 photos at 32×24.*data.cache_max_gb=1e-05"):
+    with pytest.raises(
+        CacheTooLarge, match="needs 4.61e-05 GB for 20 photos at 32×24.*data.cache_max_gb=1e-05"
+    ):
         dataset(paths[:20], "memory", tmp_path, cache_max_gb=1e-5)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from mask_age_gender import files, runstate
 from mask_age_gender.files import write_csv_atomic
 from mask_age_gender.models.module import NonFiniteLoss
+from mask_age_gender.runs import epoch_history
 from mask_age_gender.runstate import (
     NotEnoughRoom,
     ResumeRefused,
@@ -100,6 +101,9 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
     predictions = [pd.read_csv(run / "val_predictions.csv") for run in (reference, killed)]
     assert predictions[0].equals(predictions[1])
+    # every epoch's row, the ones before the kill included (the CSV logger drops them itself)
+    histories = [epoch_history(run / "metrics.csv") for run in (reference, killed)]
+    pd.testing.assert_frame_equal(histories[0], histories[1], atol=1e-6, rtol=0)
     first_start = (killed / ".hydra" / "overrides.yaml").read_text()
     assert "resume=" not in first_start  # the run's record of its experiment is kept
     assert "resume=" in (killed / ".hydra-resumed" / "overrides.yaml").read_text()
