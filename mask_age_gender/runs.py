@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
+from mask_age_gender.config import CONF
 from mask_age_gender.labels import DEFAULT_AGE_BINS, NUM_CLASSES, check_age_bins
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 HYDRA_RUNTIME = Path(".hydra") / "hydra.yaml"
 HPARAMS = "hparams.yaml"  # written by the CSV logger at the start of fit: the resolved config
 RESOLVER_CALL = re.compile(r"\$\{([\w.]+):")  # ${name:args}; a plain ${a.b} is a reference
-CONF = Path(__file__).resolve().parents[1] / "conf"  # the training app's config folder
 
 
 def epoch_history(metrics_csv: Path) -> pd.DataFrame:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from mask_age_gender.config import CONF, compose_config  # noqa: F401  (CONF: for the tests)
 from mask_age_gender.data.synthetic import generate_archive
 
 # Tiny models gain nothing from a second thread, and two threads per process stall badly when
@@ -20,7 +18,6 @@ from mask_age_gender.data.synthetic import generate_archive
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 PEOPLE, EVAL_PEOPLE = 30, 3
 SIZE = (48, 64)  # width, height of the generated photos
 
@@ -48,18 +45,6 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def archive_copy(archive: Path, tmp_path: Path) -> Path:
     """A private copy of the archive that a test may break."""
     return Path(shutil.copytree(archive, tmp_path / "archive"))
-
-
-def compose_config(overrides: list[str], output_dir: Path, name: str = "train") -> DictConfig:
-    """The real config with overrides, as Hydra's app would see it, writing to ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        del cfg["hydra"]
-    return cfg
 
 
 @pytest.fixture

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from lightning_fabric import Fabric
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 from torch.optim import Optimizer
 
+from mask_age_gender.config import compose_config as compose
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.synthetic import generate_archive
 from mask_age_gender.models.module import FaceClassifier
@@ -24,7 +22,6 @@ from mask_age_gender.optim import build_optimizer
 from mask_age_gender.train import build_datamodule
 
 log = logging.getLogger(__name__)
-CONF = Path(__file__).resolve().parents[2] / "conf"
 ARCHIVE = Path("data/bench/synthetic-384x512")  # generated once, under the ignored data/
 ARCHIVE_SIZE = (384, 512)  # width, height: the real photos'
 ARCHIVE_PEOPLE = 400  # ~2240 training photos: 4× the default photos for --scale
@@ -67,14 +64,7 @@ def bench_archive(path: Path = ARCHIVE) -> Path:
 
 def compose_config(overrides: list[str], output_dir: Path) -> dict[str, Any]:
     """The real training config with ``overrides``, resolved, writing to ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.cwd} in paths
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        del cfg["hydra"]
-    return OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_container(compose(overrides, output_dir), resolve=True)
 
 
 def limited_datamodule(config: dict[str, Any], photos: int) -> FaceDataModule:
@@ -106,13 +96,7 @@ def model_for(config: dict[str, Any], fabric: Fabric) -> tuple[FaceClassifier, O
     """The configured classifier and optimizer on the Fabric's device, with ``model.channels_last``
     and ``model.compile`` applied as ``FaceClassifier.setup`` applies them under a Trainer."""
     module = FaceClassifier(config)
-    wanted = config["model"].get("channels_last", False)
-    on_gpu = fabric.device.type == "cuda"
-    module.channels_last = on_gpu if wanted == "auto" else bool(wanted)
-    if module.channels_last:
-        module.backbone.to(memory_format=torch.channels_last)
-    if config["model"].get("compile", False):
-        module.backbone.compile()
+    module.apply_runtime_options(on_gpu=fabric.device.type == "cuda")
     optimizer = build_optimizer(module, config["optimizer"])
     module, optimizer = fabric.setup(module, optimizer)
     return module, optimizer

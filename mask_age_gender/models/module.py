@@ -47,10 +47,12 @@ class FaceClassifier(pl.LightningModule):
         self.val_metrics = TaskMetrics()
 
     def setup(self, stage: str) -> None:
+        self.apply_runtime_options(on_gpu=self.trainer.strategy.root_device.type == "cuda")
+
+    def apply_runtime_options(self, on_gpu: bool) -> None:
         """``model.channels_last`` (``auto``: on a GPU) and ``model.compile`` take effect."""
         options = self.hparams.config["model"]
         wanted = options.get("channels_last", False)
-        on_gpu = self.trainer.strategy.root_device.type == "cuda"
         self.channels_last = on_gpu if wanted == "auto" else bool(wanted)
         if self.channels_last:
             self.backbone.to(memory_format=torch.channels_last)
