@@ -12,19 +12,22 @@ import torch
 import torchvision.io
 from PIL import Image
 
-JPEG_SUFFIXES = (".jpg", ".jpeg")
+from mask_age_gender.data.dataset import JPEG_SUFFIXES
+
 CHECKED = 16  # photos whose pixels are compared with PIL's
 SAME_PIXELS = 1.0  # mean absolute difference (grey levels) still counted as the same image
 
 
 def decode_pil(path: str) -> np.ndarray:
-    """What the dataset does today (``data/dataset.py``'s ``load_rgb``)."""
+    """The reference: what the baseline's plain loop does."""
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
 
 def decode_opencv(path: str) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    """What ``data/dataset.py``'s ``load_rgb`` does with a JPEG."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def decode_torchvision(path: str) -> np.ndarray:

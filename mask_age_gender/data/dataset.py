@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -14,9 +15,20 @@ from torch.utils.data import Dataset
 from mask_age_gender.data.cache import PhotoCache
 from mask_age_gender.data.transforms import Pipeline
 
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
 
 def load_rgb(path: str) -> np.ndarray:
-    """H×W×3 uint8 RGB array of a photo, converting L, RGBA, P, CMYK… to RGB."""
+    """H×W×3 uint8 RGB array of a photo, converting L, RGBA, P, CMYK… to RGB.
+
+    JPEGs decode with OpenCV: on the archive's photos 1.2–1.6× PIL's speed with the same
+    pixels (``python -m mask_age_gender.bench`` compares PIL, OpenCV and torchvision). Other
+    files, and any OpenCV cannot read, go through PIL, which also names what is wrong.
+    """
+    if path.lower().endswith(JPEG_SUFFIXES):
+        image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # as PIL
+        if image is not None:
+            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
