@@ -5,7 +5,8 @@
 # archive (384×512), benchmarks resnet50 at 224×224 (trainer=gpu: bf16 mixed; channels_last;
 # data.cache=memory warmed by one epoch; workers = CPU count), then trains it 1 epoch with
 # `python -m mask_age_gender.train trainer=gpu …`. Prints train_img_s, model_only_img_s and
-# their ratio (target >= 0.8). Results in outputs/gpu_check/, copied to "$OUT" when it is set.
+# their ratio (target >= 0.8), and what trainer.deterministic=true costs (issue #6). Results in
+# outputs/gpu_check/, copied to "$OUT" when it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,17 +43,25 @@ for override in trainer=gpu "${MODEL[@]}" "${DATA[@]}"; do sets+=(--set "$overri
   --archive "$ARCHIVE" "${sets[@]}" --out "$RESULTS/bench.json" 2> "$RESULTS/bench.log" \
   || { tail -n 40 "$RESULTS/bench.log"; exit 1; }
 
+# issue #6: the price of trainer.deterministic=true (deterministic cuDNN/cuBLAS kernels)
+"$PY" -m mask_age_gender.bench --model resnet50 --image-size 224 224 --batch-size "$BATCH" \
+  --photos "$PHOTOS" --workers "$WORKERS" --warm-epochs 1 --epochs "$EPOCHS" \
+  --archive "$ARCHIVE" "${sets[@]}" --set trainer.deterministic=true \
+  --out "$RESULTS/bench_deterministic.json" 2> "$RESULTS/bench_deterministic.log" \
+  || { tail -n 40 "$RESULTS/bench_deterministic.log"; exit 1; }
+
 "$PY" -m mask_age_gender.train trainer=gpu model=resnet50 "${MODEL[@]}" "${DATA[@]}" \
   "data.root=$ARCHIVE" "data.batch_size=$BATCH" trainer.max_epochs=1 callbacks.progress_bar=null \
   "hydra.run.dir=$RESULTS/train" > "$RESULTS/train.log" 2>&1 \
   || { tail -n 40 "$RESULTS/train.log"; exit 1; }
 cp "$RESULTS/train/summary.json" "$RESULTS/train_summary.json"
 
-"$PY" - "$RESULTS/bench.json" "$RESULTS/train_summary.json" <<'PYTHON'
+"$PY" - "$RESULTS/bench.json" "$RESULTS/train_summary.json" "$RESULTS/bench_deterministic.json" \
+  <<'PYTHON'
 import json
 import sys
 
-bench, summary = (json.load(open(path)) for path in sys.argv[1:])
+bench, summary, deterministic = (json.load(open(path)) for path in sys.argv[1:])
 train, model = bench["train_img_s"], bench["model_only_img_s"]
 print(f"train_img_s {train:.1f}  model_only_img_s {model:.1f}  "
       f"train/model_only {train / model:.3f} (target >= 0.8)")
@@ -61,4 +70,7 @@ print(f"data_only_img_s {bench['data_only_img_s']:.1f}  plain_loop_img_s "
       f"peak RSS {bench['train_peak_rss_mb']:.0f} MB  decode winner {bench['decode']['winner']}")
 print(f"1 epoch of mask_age_gender.train: {summary['fit_images_per_s']} img/s over the fit "
       f"(validation included), {summary['seconds']} s, status {summary['status']}")
+slow = deterministic["train_img_s"]
+print(f"trainer.deterministic=true: train_img_s {slow:.1f}, "
+      f"{slow / train:.3f} of the default's")
 PYTHON
