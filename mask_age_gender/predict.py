@@ -124,8 +124,9 @@ def list_or_value(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple, ListConfig)) else value
 
 
-def load_models(cfg: DictConfig) -> dict[str, FaceClassifier]:
-    """The checkpoints of ``ckpt=PATH|[A,B,…]`` or ``ckpt_dir=DIR``, by path."""
+def load_models(cfg: DictConfig, device: torch.device) -> dict[str, FaceClassifier]:
+    """The checkpoints of ``ckpt=PATH|[A,B,…]`` or ``ckpt_dir=DIR``, by path, each with the
+    memory format (and compilation) it trained with, as the run's own predictions had."""
     if (cfg.ckpt is None) == (cfg.ckpt_dir is None):
         raise ValueError("give ckpt=PATH (or ckpt=[A,B,…]) or ckpt_dir=DIR, one of them")
     if cfg.ckpt_dir is not None:
@@ -133,6 +134,8 @@ def load_models(cfg: DictConfig) -> dict[str, FaceClassifier]:
     else:
         paths = [str(c) for c in (cfg.ckpt if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt])]
     models = {path: load_classifier(path) for path in paths}
+    for module in models.values():
+        module.apply_runtime_options(on_gpu=device.type == "cuda")
     check_ensemble(models, dict(cfg.expect))
     log.info("%d checkpoint(s), ensemble=%s, tta=%s", len(models), cfg.ensemble, cfg.tta)
     return models
@@ -140,8 +143,8 @@ def load_models(cfg: DictConfig) -> dict[str, FaceClassifier]:
 
 def predict_archive(cfg: DictConfig) -> pd.DataFrame:
     """Predict what ``cfg.split`` names and write it; returns the table written."""
-    models = load_models(cfg)
     device = torch.device(cfg.device if cfg.device != "auto" else _best_device())
+    models = load_models(cfg, device)
     if cfg.split == "eval":
         return predict_eval(cfg, models, device)
     if cfg.split in ("val", "oof"):
