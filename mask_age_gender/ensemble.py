@@ -12,6 +12,7 @@ import pandas as pd
 from hydra.utils import instantiate
 
 from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.data.split import split_by_person
 from mask_age_gender.models.module import FaceClassifier
 
 ENSEMBLES = ("soft", "hard")
@@ -56,17 +57,21 @@ def split_of(module: FaceClassifier) -> tuple[dict[str, Any], int]:
     return key, int(data["fold"])
 
 
-def validation_data(module: FaceClassifier, root: str | None = None) -> tuple[pd.DataFrame, int]:
-    """The photos of the people a checkpoint validated on (read and split as in its
-    training; ``root`` if the archive moved), and how many people the archive holds."""
+def labelled_photos(module: FaceClassifier, root: str | None = None) -> pd.DataFrame:
+    """Every training photo of the archive a checkpoint was trained on (``root`` if it
+    moved), labelled as in its training, before the split."""
     config = module.hparams.config
     data = {**config["data"], "transform": config["transform"]}
     if root is not None:
         data["root"] = root
     datamodule: FaceDataModule = instantiate(data, _recursive_=False)
-    train = datamodule.read_split()
-    people = train["person"].nunique() + datamodule.val_table["person"].nunique()
-    return datamodule.val_table, int(people)
+    return datamodule.read_labelled()
+
+
+def validation_photos(table: pd.DataFrame, module: FaceClassifier) -> pd.DataFrame:
+    """The photos of the people a checkpoint validated on, split as in its training."""
+    data = module.hparams.config["data"]
+    return split_by_person(table, data["n_folds"], data["fold"], data["seed"])[1]
 
 
 def _plain(value: Any) -> Any:

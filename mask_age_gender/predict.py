@@ -31,7 +31,13 @@ from mask_age_gender.data.archive import read_eval
 from mask_age_gender.data.datamodule import default_workers
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.transforms import build_transform
-from mask_age_gender.ensemble import combine, find_checkpoints, fold_groups, validation_data
+from mask_age_gender.ensemble import (
+    combine,
+    find_checkpoints,
+    fold_groups,
+    labelled_photos,
+    validation_photos,
+)
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.metrics import score
 from mask_age_gender.models.module import FaceClassifier
@@ -192,9 +198,12 @@ def predict_folds(
 ) -> pd.DataFrame:
     """Predictions for the people the checkpoints validated on: one fold (``split=val``) or
     each checkpoint its own fold (``split=oof``), with the scores of ensemble and members."""
-    tables, folds, members, people = [], {}, {}, 0
-    for fold, paths in sorted(fold_groups(models, cfg.split).items()):
-        val, people = validation_data(models[paths[0]], cfg.data.root)
+    groups = fold_groups(models, cfg.split)  # one archive and split for all: read it once
+    labelled = labelled_photos(next(iter(models.values())), cfg.data.root)
+    people = int(labelled["person"].nunique())
+    tables, folds, members = [], {}, {}
+    for fold, paths in sorted(groups.items()):
+        val = validation_photos(labelled, models[paths[0]])
         fold_models = {path: models[path] for path in paths}
         member_probs = ensemble_proba(cfg, fold_models, list(val["path"]), device)
         truth = val["label"].to_numpy()

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from mask_age_gender.data.sampler import EpochSampler
-from mask_age_gender.ensemble import validation_data
+from mask_age_gender.ensemble import labelled_photos, validation_photos
 from mask_age_gender.metrics import score
 from mask_age_gender.predict import eval_loader, load_classifier, predict_proba
 
@@ -57,7 +57,7 @@ def test_ddp_validation_f1_is_the_single_process_f1_of_its_checkpoint(
     assert summary["status"] == "finished"
 
     module = load_classifier(run / summary["best_ckpt"])
-    val, _ = validation_data(module)
+    val = validation_photos(labelled_photos(module), module)
     assert len(val) % 2 == 1  # the shares are uneven: a padding sampler would score a photo twice
     probs = predict_proba(module, eval_loader(module, list(val["path"]), 16, 0))
     single = score(torch.tensor(probs.argmax(axis=1)), torch.tensor(val["label"].to_numpy()))

@@ -75,7 +75,6 @@ class FaceDataModule(pl.LightningDataModule):
         self.drop_boundary_ages = drop_boundary_ages
         self.cache_dir = cache_dir
         self.cache, self.cache_max_gb = cache, cache_max_gb
-        self.cache_gb = 0.0  # held by the memory caches of the stages so far
         self._datasets: dict[str, FaceDataset] = {}
         self.label_overrides = label_overrides
         self.overrides_applied: dict[str, int] | None = None
@@ -97,14 +96,20 @@ class FaceDataModule(pl.LightningDataModule):
                 self.train_table["path"].tolist(), self.image_size, self.cache_dir
             )
 
-    def read_split(self) -> pd.DataFrame:
-        """Read the archive, correct its labels (``label_overrides``) and split it by person;
-        sets ``val_table`` and ``eval_table`` and returns the training people's photos, all of
-        them: what only training does to them (boundary filter, age shift) comes after."""
+    def read_labelled(self) -> pd.DataFrame:
+        """Every training photo of the archive with its labels corrected (``label_overrides``),
+        before any split; sets ``eval_table``."""
         table, self.eval_table = read_archive(self.root, self.age_bins, self.verify_images)
         if self.label_overrides:
             overrides = read_overrides(self.label_overrides, table["person"].unique())
             table, self.overrides_applied = apply_overrides(table, overrides, self.age_bins)
+        return table
+
+    def read_split(self) -> pd.DataFrame:
+        """Read the archive and split it by person; sets ``val_table`` and ``eval_table`` and
+        returns the training people's photos, all of them: what only training does to them
+        (boundary filter, age shift) comes after."""
+        table = self.read_labelled()
         train, self.val_table = split_by_person(table, self.n_folds, self.fold, self.seed)
         return train
 
@@ -189,12 +194,15 @@ class FaceDataModule(pl.LightningDataModule):
                 self.transform, self.image_size, self.mean, self.std, train=stage == "train"
             )
             room = self.cache_max_gb - self.cache_gb  # the limit covers all stages together
-            dataset = FaceDataset(
+            self._datasets[stage] = FaceDataset(
                 table["path"], labels, transform, self.cache, self.cache_dir, room
             )
-            self.cache_gb += dataset.photos.summary()["cache_gb"]
-            self._datasets[stage] = dataset
         return self._datasets[stage]
+
+    @property
+    def cache_gb(self) -> float:
+        """Memory held by the photo caches of the stages built so far."""
+        return sum(d.photos.summary()["cache_gb"] for d in self._datasets.values())
 
     def summary(self) -> dict[str, Any]:
         """Counts of the split, for the run's summary."""
