@@ -73,9 +73,13 @@ def read_train(
     if problems:
         raise ArchiveError(root, problems)
     table["mask"] = table["photo"].map(PHOTO_MASK).astype(int)
-    table["age_group"] = age_group(table["age"].to_numpy(), age_bins)
-    table["label"] = encode(table["mask"], table["gender"], table["age_group"])
-    return table
+    return relabel(table, age_bins)
+
+
+def relabel(table: pd.DataFrame, age_bins: Sequence[int]) -> pd.DataFrame:
+    """The table with age groups and 18-class labels (re)computed from mask, gender and age."""
+    groups = age_group(table["age"].to_numpy(), age_bins)
+    return table.assign(age_group=groups, label=encode(table["mask"], table["gender"], groups))
 
 
 def read_eval(root: str | Path, verify_images: bool | str = True) -> pd.DataFrame | None:

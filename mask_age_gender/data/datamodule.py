@@ -14,14 +14,14 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from mask_age_gender.data.archive import read_archive
+from mask_age_gender.data.archive import read_archive, relabel
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.overrides import apply_overrides, read_overrides
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
 from mask_age_gender.data.transforms import build_transform
-from mask_age_gender.labels import TASK_CLASSES, age_group, check_age_bins, decode, encode
+from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode
 
 SAMPLERS = ("none", "weighted")
 BALANCE_BY = {"class": "label", "age": "age_group"}  # data.sampler_balance → table column
@@ -90,7 +90,7 @@ class FaceDataModule(pl.LightningDataModule):
         train = self.read_split()
         near = near_age_boundary(train["age"], self.age_bins, self.drop_boundary_ages)
         train = train[~near].reset_index(drop=True)  # validation is never filtered
-        self.train_table = relabel_ages(train, self.train_age_bins)  # nor relabelled
+        self.train_table = relabel(train, self.train_age_bins)  # nor relabelled
         if self.transform.get("normalize", "backbone") == "train_stats":
             self.mean, self.std = channel_stats(
                 self.train_table["path"].tolist(), self.image_size, self.cache_dir
@@ -215,12 +215,6 @@ class FaceDataModule(pl.LightningDataModule):
             "cache_gb": round(self.cache_gb, 4),
             **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
         }
-
-
-def relabel_ages(table: pd.DataFrame, age_bins: Sequence[int]) -> pd.DataFrame:
-    """The table with age groups and labels recomputed for other age thresholds."""
-    groups = age_group(table["age"].to_numpy(), age_bins)
-    return table.assign(age_group=groups, label=encode(table["mask"], table["gender"], groups))
 
 
 def near_age_boundary(ages: pd.Series, age_bins: Sequence[int], years: int) -> pd.Series:

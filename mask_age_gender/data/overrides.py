@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mask_age_gender.data.archive import MAX_AGE, ArchiveError, parse_age
-from mask_age_gender.labels import GENDER_NAMES, Mask, age_group, encode
+from mask_age_gender.data.archive import MAX_AGE, ArchiveError, parse_age, relabel
+from mask_age_gender.labels import GENDER_NAMES, Mask
 
 COLUMNS = ("person", "gender", "age", "swap_mask")
 SWAP = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
@@ -115,6 +115,4 @@ def apply_overrides(
         changed["age"] += int(differs["age"])
         changed["swap_mask"] += int(differs["mask"])
         changed["people"] += int(differs.any())
-    groups = age_group(table["age"].to_numpy(), age_bins)
-    table = table.assign(age_group=groups, label=encode(table["mask"], table["gender"], groups))
-    return table, changed
+    return relabel(table, age_bins), changed
