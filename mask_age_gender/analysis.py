@@ -138,7 +138,7 @@ def analyse(
         predictions=table,
         age_bins=age_bins,
         boundary_years=boundary_years,
-        scores=score(torch.tensor(table["pred"].values), torch.tensor(table["true"].values)),
+        scores=score(table["pred"], table["true"]),
         taxonomy=error_taxonomy(table),
         per_class=per_class_scores(table),
         by_age=scores_by_age(table),
@@ -229,7 +229,7 @@ def scores_by_age(table: pd.DataFrame) -> pd.DataFrame:
     """Per true age: photos, 18-class macro F1 and the share with the right age group."""
     rows = []
     for age, photos in table.groupby("age"):
-        scores = score(torch.tensor(photos["pred"].values), torch.tensor(photos["true"].values))
+        scores = score(photos["pred"], photos["true"])
         age_right = (photos["true_age"] == photos["pred_age"]).mean()
         rows.append((int(age), len(photos), round(scores["f1"], 4), round(age_right, 4)))
     return pd.DataFrame(rows, columns=["age", "photos", "f1", "age_group_acc"])

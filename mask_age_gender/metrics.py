@@ -6,7 +6,9 @@ Under DDP torchmetrics gathers the states, so scores cover the whole validation 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
@@ -60,9 +62,9 @@ class TaskMetrics(nn.Module):
             metric.reset()
 
 
-def score(preds: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """The same scores for a whole set of predictions at once (in this process: after a DDP
-    fit the other processes may be gone)."""
+def score(preds: ArrayLike, target: ArrayLike) -> dict[str, float]:
+    """The same scores for a whole set of 18-class predictions at once (tensors, arrays or
+    columns; in this process: after a DDP fit the other processes may be gone)."""
     metrics = TaskMetrics(sync=False)
-    metrics.update(preds, target)
+    metrics.update(torch.tensor(np.asarray(preds)), torch.tensor(np.asarray(target)))
     return {name: float(value) for name, value in metrics.compute().items()}

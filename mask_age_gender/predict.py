@@ -208,9 +208,9 @@ def predict_folds(
         member_probs = ensemble_proba(cfg, fold_models, list(val["path"]), device)
         truth = val["label"].to_numpy()
         for path, probs in zip(paths, member_probs, strict=True):
-            members[path] = {"fold": fold, **rounded(scores(probs.argmax(axis=1), truth))}
+            members[path] = {"fold": fold, **rounded(score(probs.argmax(axis=1), truth))}
         labels, probs = combine(member_probs, cfg.ensemble)
-        folds[fold] = rounded(scores(labels, truth))
+        folds[fold] = rounded(score(labels, truth))
         tables.append(prediction_table(val, labels, probs).assign(fold=fold))
     table = pd.concat(tables, ignore_index=True)
     result = {
@@ -218,7 +218,7 @@ def predict_folds(
         "ensemble": cfg.ensemble,
         "tta": cfg.tta,
         "checkpoints": len(models),
-        **rounded(scores(table["pred"].to_numpy(), table["true"].to_numpy())),
+        **rounded(score(table["pred"].to_numpy(), table["true"].to_numpy())),
         "photos": len(table),
         "people": int(table["person"].nunique()),
         "people_in_archive": people,
@@ -240,10 +240,6 @@ def predict_folds(
         output.resolve(),
     )
     return table
-
-
-def scores(preds: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    return score(torch.tensor(preds), torch.tensor(truth))
 
 
 def rounded(values: dict[str, float]) -> dict[str, float]:

@@ -165,7 +165,7 @@ def write_results(
     history = epoch_history(run_dir / "metrics.csv")
     best_epoch = int(history["val/f1"].idxmax())
     at_best = history.loc[best_epoch]
-    scores = score(torch.tensor(preds), torch.tensor(val["label"].to_numpy()))
+    scores = score(preds, val["label"])
     return {
         **{f"val_{name}": round(value, 6) for name, value in scores.items()},
         "val_loss": float(at_best["val/loss"]),
