@@ -83,7 +83,10 @@ def eval_loader(
     """The photos through the checkpoint's own deterministic transform."""
     data = module.hparams.config["data"]
     recipe = module.hparams.config["transform"]
-    transform = build_transform(recipe, data["image_size"], data["mean"], data["std"], train=False)
+    normalize_on = data.get("normalize_on", "loader")  # runs before the option: the loader
+    transform = build_transform(
+        recipe, data["image_size"], data["mean"], data["std"], False, normalize_on
+    )
     dataset = FaceDataset(paths, None, transform)
     workers = default_workers() if num_workers is None else num_workers
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers)

@@ -44,7 +44,8 @@ CHECKPOINTS_KEPT = 3  # best.ckpt, last.ckpt and the new last.ckpt while it repl
 # Config keys a resumed run may change: where things are, how long to go on, what is logged.
 RESUMABLE_CHANGES = (
     "resume", "ckpt_path", "paths.", "data.root", "data.num_workers", "data.cache_dir",
-    "data.pin_memory", "trainer.max_epochs", "trainer.max_time", "trainer.log_every_n_steps",
+    "data.cache", "data.cache_max_gb", "data.normalize_on", "data.pin_memory",
+    "trainer.max_epochs", "trainer.max_time", "trainer.log_every_n_steps",
     "trainer.enable_progress_bar", "logger.", "callbacks.progress_bar.", "callbacks.checkpoint.",
     "callbacks.early_stopping.patience", "callbacks.lr_monitor.", "model.compile",
     "model.channels_last",

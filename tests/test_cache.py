@@ -27,7 +27,8 @@ LIGHT = {  # a crop before the resize and random steps after it, as the real rec
 
 
 def dataset(paths: list[str], cache: str, tmp_path: Path, train: bool = True, **kw) -> FaceDataset:
-    transform = build_transform(LIGHT, kw.pop("size", (32, 24)), [0.5] * 3, [0.2] * 3, train)
+    size = kw.pop("size", (32, 24))
+    transform = build_transform(LIGHT, size, [0.5] * 3, [0.2] * 3, train, "loader")
     return FaceDataset(paths, None, transform, cache, tmp_path / "cache", **kw)
 
 

@@ -53,6 +53,7 @@ class FaceDataModule(pl.LightningDataModule):
         label_overrides: str | None = None,
         cache: str = "none",
         cache_max_gb: float = 8.0,
+        normalize_on: str = "device",
     ):
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -75,6 +76,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.drop_boundary_ages = drop_boundary_ages
         self.cache_dir = cache_dir
         self.cache, self.cache_max_gb = cache, cache_max_gb
+        self.normalize_on = normalize_on
         self._datasets: dict[str, FaceDataset] = {}
         self.label_overrides = label_overrides
         self.overrides_applied: dict[str, int] | None = None
@@ -191,7 +193,12 @@ class FaceDataModule(pl.LightningDataModule):
         if stage not in self._datasets:
             labels = table["label"] if "label" in table else None
             transform = build_transform(
-                self.transform, self.image_size, self.mean, self.std, train=stage == "train"
+                self.transform,
+                self.image_size,
+                self.mean,
+                self.std,
+                train=stage == "train",
+                normalize_on=self.normalize_on,
             )
             room = self.cache_max_gb - self.cache_gb  # the limit covers all stages together
             self._datasets[stage] = FaceDataset(

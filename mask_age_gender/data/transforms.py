@@ -3,7 +3,8 @@
 A recipe has two named sets of steps: ``prepare`` (deterministic, e.g. a centre crop) used in
 every stage, and ``augment`` (random) used in training only; a step set to null is skipped.
 The resize to ``data.image_size`` follows ``prepare``, so augmentation works on small images;
-normalisation and the tensor come last. Everything up to the resize is the same in every
+normalisation and the tensor come last, or only the tensor (uint8) when ``data.normalize_on``
+is ``device`` and the model normalises. Everything up to the resize is the same in every
 stage and for every epoch, so a photo cache (``data.cache``) stores its result.
 """
 
@@ -19,6 +20,8 @@ import albumentations as A
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
+
+NORMALIZE_ON = ("loader", "device")  # data.normalize_on: where uint8 pixels become the input
 
 
 @dataclass
@@ -48,8 +51,12 @@ def build_transform(
     mean: Sequence[float],
     std: Sequence[float],
     train: bool,
+    normalize_on: str,
 ) -> Pipeline:
-    """The pipeline for one stage: prepare, resize (+ augment in training), normalize, to tensor."""
+    """The pipeline for one stage: prepare, resize (+ augment in training), normalize, to
+    tensor; with ``normalize_on='device'`` the tensor stays uint8 for the model to normalise."""
+    if normalize_on not in NORMALIZE_ON:
+        raise ValueError(f"data.normalize_on must be one of {NORMALIZE_ON}, got {normalize_on!r}")
     height, width = image_size
     prepare_steps = dict(recipe.get("prepare") or {})
     steps = [instantiate(step) for step in prepare_steps.values() if step]
@@ -57,7 +64,9 @@ def build_transform(
     finish = []
     if train:
         finish += [instantiate(step) for step in (recipe.get("augment") or {}).values() if step]
-    finish += [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
+    if normalize_on == "loader":
+        finish.append(A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0))
+    finish.append(ToTensorV2())
     settings = json.dumps([prepare_steps, [height, width]], sort_keys=True, default=str)
     key = hashlib.sha1(settings.encode()).hexdigest()[:12]
     return Pipeline(A.Compose(steps), A.Compose(finish), key, (height, width))

@@ -34,6 +34,7 @@ class FaceClassifier(pl.LightningModule):
         model = {k: v for k, v in config["model"].items() if k not in RUNTIME_OPTIONS}
         self.backbone = instantiate(model)
         self.channels_last = False  # decided in setup(), once the device is known
+        self._register_pixel_scale(config["data"])
         self.head = instantiate(config["head"])(in_features=self.backbone.num_features)
         loss = config["loss"]
         class_weights = loss.get("class_weights")
@@ -45,6 +46,14 @@ class FaceClassifier(pl.LightningModule):
         self.mix = instantiate(config["mix"]) if config.get("mix") else None
         self.train_metrics = TaskMetrics(persistent=True)  # a training epoch may be resumed
         self.val_metrics = TaskMetrics()
+
+    def _register_pixel_scale(self, data: dict[str, Any]) -> None:
+        """``data.mean``/``std`` on the 0–255 scale, for uint8 batches (``normalize_on:
+        device``). Not in the state dict: the config the checkpoint keeps holds them."""
+        for name in ("mean", "std"):
+            values = data.get(name)
+            scale = None if values is None else torch.tensor(values).view(1, -1, 1, 1) * 255
+            self.register_buffer(f"pixel_{name}", scale, persistent=False)
 
     def setup(self, stage: str) -> None:
         self.apply_runtime_options(on_gpu=self.trainer.strategy.root_device.type == "cuda")
@@ -59,11 +68,21 @@ class FaceClassifier(pl.LightningModule):
         if options.get("compile", False):
             self.backbone.compile()  # in place: state_dict keys keep their names
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits by head task."""
+    def as_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's input: uint8 photos (``data.normalize_on=device``) normalised here,
+        on the model's device; float ones, normalised by the loader, as they are."""
+        if images.dtype == torch.uint8:
+            if self.pixel_mean is None:
+                raise ValueError("uint8 photos need data.mean and data.std in the config")
+            # in the buffers' dtype: float32, or bf16/fp16 when the Trainer made the model so
+            images = (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.head(self.backbone(images))
+        return images
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits by head task."""
+        return self.head(self.backbone(self.as_input(images)))
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Probabilities over the 18 classes, whatever the head."""
@@ -73,7 +92,7 @@ class FaceClassifier(pl.LightningModule):
         images, labels, indices = batch
         targets = labels
         if stage == "train" and self.mix is not None:
-            images, targets = self.mix(images, labels)
+            images, targets = self.mix(self.as_input(images), labels)  # mixes normalised pixels
         logits = self(images)
         loss = self.criterion(logits, self.head.targets(targets))
         if not torch.isfinite(loss):

@@ -1,0 +1,72 @@
+"""``data.normalize_on=device``: uint8 batches, normalised by the model, as the loader would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mask_age_gender.data.transforms import build_transform
+from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.predict import eval_loader, load_classifier, predict_archive
+from mask_age_gender.train import train
+
+from .conftest import TINY, compose_config
+
+MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+
+
+def test_the_model_normalises_uint8_photos_as_the_loader_does(tmp_path: Path) -> None:
+    cfg = compose_config(["transform=heavy", f"data.mean={MEAN}", f"data.std={STD}"], tmp_path)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    photo = np.random.default_rng(0).integers(0, 255, size=(96, 72, 3), dtype=np.uint8)
+    batches = {}
+    for where in ("loader", "device"):
+        pipeline = build_transform(config["transform"], [48, 36], MEAN, STD, True, where)
+        pipeline.set_random_seed(7)  # the same augmentation for both
+        batches[where] = torch.stack([pipeline(image=photo)["image"] for _ in range(4)])
+    assert batches["loader"].dtype == torch.float32 and batches["device"].dtype == torch.uint8
+    module = FaceClassifier(config)
+    normalised = module.as_input(batches["device"])
+    assert normalised.dtype == torch.float32
+    assert (normalised - batches["loader"]).abs().max() < 1e-5
+    assert module.as_input(batches["loader"]) is batches["loader"]  # float: already normalised
+    assert not any(name.startswith("pixel_") for name in module.state_dict())
+    half = module.to(torch.bfloat16).as_input(batches["device"])  # as precision=bf16-true has it
+    assert half.dtype == torch.bfloat16
+
+
+def test_an_unknown_place_to_normalise_is_refused() -> None:
+    with pytest.raises(ValueError, match="data.normalize_on must be one of .*'gpu'"):
+        build_transform({}, [8, 8], MEAN, STD, False, "gpu")
+
+
+def test_a_run_normalising_on_the_device_matches_its_loader_twin(
+    archive: Path, tmp_path: Path
+) -> None:
+    """Same seed, mixup on: the same predictions, and ``predict`` of its checkpoint feeds uint8
+    photos to the model as the run did."""
+    runs = {}
+    for where in ("loader", "device"):
+        overrides = [f"data.root={archive}", "mix=mixup", f"data.normalize_on={where}"]
+        run = tmp_path / where
+        train(compose_config([*TINY, *overrides, "trainer.max_epochs=1"], run))
+        runs[where] = run
+    loader, device = (pd.read_csv(runs[w] / "val_predictions.csv") for w in ("loader", "device"))
+    assert (loader["pred"] == device["pred"]).all()
+    probabilities = [f"p{k:02d}" for k in range(18)]
+    assert np.abs(loader[probabilities] - device[probabilities]).to_numpy().max() < 1e-4
+    output = tmp_path / "submission.csv"
+    ckpt = runs["device"] / "checkpoints" / "best.ckpt"
+    cfg = compose_config(
+        [f"data.root={archive}", f"output={output}", f"ckpt={ckpt}"], tmp_path, name="predict"
+    )
+    written = predict_archive(cfg)
+    photos = device["path"].tolist()[:2]
+    images, *_ = next(iter(eval_loader(load_classifier(ckpt), photos, 2, 0)))
+    assert images.dtype == torch.uint8
+    assert written.equals(pd.read_csv(runs["device"] / "submission.csv", dtype={"ImageID": str}))
