@@ -5,7 +5,8 @@
 # archive (384×512), benchmarks resnet50 at 224×224 (trainer=gpu: bf16 mixed; channels_last;
 # data.cache=memory warmed by one epoch; workers = CPU count), then trains it 1 epoch with
 # `python -m mask_age_gender.train trainer=gpu …`. Prints train_img_s, model_only_img_s and
-# their ratio (target >= 0.8), and what trainer.deterministic=true costs (issue #6). Results in
+# their ratio (target >= 0.8), what trainer.deterministic=true costs (issue #6), and what
+# data.normalize_on=device (uint8 batches, normalised on the GPU) gains over =loader. Results in
 # outputs/gpu_check/, copied to "$OUT" when it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,17 +39,17 @@ DATA=(data.cache=memory "data.num_workers=$WORKERS")
 
 sets=()
 for override in trainer=gpu "${MODEL[@]}" "${DATA[@]}"; do sets+=(--set "$override"); done
-"$PY" -m mask_age_gender.bench --model resnet50 --image-size 224 224 --batch-size "$BATCH" \
-  --photos "$PHOTOS" --workers "$WORKERS" --warm-epochs 1 --epochs "$EPOCHS" \
-  --archive "$ARCHIVE" "${sets[@]}" --out "$RESULTS/bench.json" 2> "$RESULTS/bench.log" \
-  || { tail -n 40 "$RESULTS/bench.log"; exit 1; }
-
-# issue #6: the price of trainer.deterministic=true (deterministic cuDNN/cuBLAS kernels)
-"$PY" -m mask_age_gender.bench --model resnet50 --image-size 224 224 --batch-size "$BATCH" \
-  --photos "$PHOTOS" --workers "$WORKERS" --warm-epochs 1 --epochs "$EPOCHS" \
-  --archive "$ARCHIVE" "${sets[@]}" --set trainer.deterministic=true \
-  --out "$RESULTS/bench_deterministic.json" 2> "$RESULTS/bench_deterministic.log" \
-  || { tail -n 40 "$RESULTS/bench_deterministic.log"; exit 1; }
+bench() {  # NAME [--set KEY=VALUE …]: one benchmark run, into $RESULTS/NAME.json
+  local name=$1
+  shift
+  "$PY" -m mask_age_gender.bench --model resnet50 --image-size 224 224 --batch-size "$BATCH" \
+    --photos "$PHOTOS" --workers "$WORKERS" --warm-epochs 1 --epochs "$EPOCHS" \
+    --archive "$ARCHIVE" "${sets[@]}" "$@" --out "$RESULTS/$name.json" 2> "$RESULTS/$name.log" \
+    || { tail -n 40 "$RESULTS/$name.log"; exit 1; }
+}
+bench bench
+bench bench_deterministic --set trainer.deterministic=true  # issue #6: deterministic kernels
+bench bench_normalize_loader --set data.normalize_on=loader  # float batches instead of uint8
 
 "$PY" -m mask_age_gender.train trainer=gpu model=resnet50 "${MODEL[@]}" "${DATA[@]}" \
   "data.root=$ARCHIVE" "data.batch_size=$BATCH" trainer.max_epochs=1 callbacks.progress_bar=null \
@@ -56,12 +57,11 @@ for override in trainer=gpu "${MODEL[@]}" "${DATA[@]}"; do sets+=(--set "$overri
   || { tail -n 40 "$RESULTS/train.log"; exit 1; }
 cp "$RESULTS/train/summary.json" "$RESULTS/train_summary.json"
 
-"$PY" - "$RESULTS/bench.json" "$RESULTS/train_summary.json" "$RESULTS/bench_deterministic.json" \
-  <<'PYTHON'
+"$PY" - "$RESULTS"/{bench,train_summary,bench_deterministic,bench_normalize_loader}.json <<'PYTHON'
 import json
 import sys
 
-bench, summary, deterministic = (json.load(open(path)) for path in sys.argv[1:])
+bench, summary, deterministic, on_loader = (json.load(open(path)) for path in sys.argv[1:])
 train, model = bench["train_img_s"], bench["model_only_img_s"]
 print(f"train_img_s {train:.1f}  model_only_img_s {model:.1f}  "
       f"train/model_only {train / model:.3f} (target >= 0.8)")
@@ -73,4 +73,7 @@ print(f"1 epoch of mask_age_gender.train: {summary['fit_images_per_s']} img/s ov
 slow = deterministic["train_img_s"]
 print(f"trainer.deterministic=true: train_img_s {slow:.1f}, "
       f"{slow / train:.3f} of the default's")
+for key in ("train_img_s", "model_only_img_s", "data_only_img_s", "predict_img_s"):
+    print(f"data.normalize_on=device (default): {key} {bench[key]:.1f}, "
+          f"{bench[key] / on_loader[key]:.3f} of normalize_on=loader's")
 PYTHON

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mask_age_gender.bench.__main__ import main
+from mask_age_gender.bench.__main__ import main, overrides_of, parse_args, scale
+from mask_age_gender.bench.build import Settings
 
 RATES = ("model_only_img_s", "data_only_img_s", "train_img_s", "plain_loop_img_s", "predict_img_s")
 RATIOS = {
@@ -22,9 +23,13 @@ def test_benchmark_figures_are_positive_and_consistent(archive: Path, tmp_path: 
     out = tmp_path / "bench.json"
     tiny = ["--model", "test_resnet", "--image-size", "64", "48", "--batch-size", "8"]
     few = ["--photos", "16", "--threads", "1", "--workers", "0", "--warmup", "1"]
-    report = main([*tiny, *few, "--archive", str(archive), "--scale", "--out", str(out)])
+    argv = [*tiny, *few, "--archive", str(archive), "--repeats", "2"]
+    report = main([*argv, "--out", str(out)])
 
     assert json.loads(out.read_text()) == report
+    assert len(report["rounds"]) == 2  # every figure is its best round's
+    for rate in (*RATES, "train_peak_rss_mb"):
+        assert report[rate] == max(r[rate] for r in report["rounds"])
     assert all(report[rate] > 0 for rate in RATES)
     for name, (numerator, denominator) in RATIOS.items():
         assert report[name] == pytest.approx(report[numerator] / report[denominator], rel=1e-3)
@@ -38,10 +43,14 @@ def test_benchmark_figures_are_positive_and_consistent(archive: Path, tmp_path: 
     decode = report["decode"]
     assert decode["photos"] > 0 and decode[decode["winner"]]["same_pixels"]
     assert all(decode[name]["img_s"] > 0 for name in ("pil", "opencv", "torchvision"))
-    runs = report["scale"]["runs"]
+
+    # --scale: 2× and 4× the photos in fresh processes, beside a round of the main measurement
+    settings = Settings(overrides_of(parse_args(argv), archive), photos=16, warmup=1, threads=1)
+    sizes = scale(settings, report["rounds"][:1], repeats=1)
+    runs = sizes["runs"]
     assert [run["photos"] for run in runs] == [16, 32, 64]
-    assert runs[0]["s_per_photo"] == pytest.approx(1 / report["train_img_s"], rel=1e-2)
+    assert runs[0]["s_per_photo"] == pytest.approx(1 / report["rounds"][0]["train_img_s"], 1e-2)
+    assert all(run["s_per_photo_runs"] == [run["s_per_photo"]] for run in runs)
     times = [run["s_per_photo"] for run in runs]
-    assert all(t > 0 for t in times)
-    spread = report["scale"]["s_per_photo_spread"]
-    assert spread == pytest.approx(max(times) / min(times) - 1, abs=1e-3)
+    assert all(t > 0 for t in times) and all(run["train_peak_rss_mb"] > 0 for run in runs)
+    assert sizes["s_per_photo_spread"] == pytest.approx(max(times) / min(times) - 1, abs=1e-3)

@@ -45,7 +45,8 @@ def test_every_transform_gives_the_configured_size(option: str, tmp_path: Path) 
     photo = np.random.default_rng(0).integers(0, 255, size=(512, 384, 3), dtype=np.uint8)
     for train in (True, False):
         pipeline = build_transform(recipe, [96, 72], [0.5] * 3, [0.5] * 3, train, "device")
-        assert pipeline(image=photo)["image"].shape == (3, 96, 72)
+        image = pipeline(image=photo)["image"]
+        assert image.shape == (3, 96, 72) and image.dtype == torch.uint8  # the model normalises
     deterministic = build_transform(recipe, [96, 72], [0.5] * 3, [0.5] * 3, False, "device")
     random_steps = {step["_target_"].rsplit(".", 1)[1] for step in recipe["augment"].values()}
     assert not random_steps & {type(t).__name__ for t in deterministic.transforms}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,20 @@ def test_the_model_normalises_uint8_photos_as_the_loader_does(tmp_path: Path) ->
     assert normalised.dtype == torch.float32
     assert (normalised - batches["loader"]).abs().max() < 1e-5
     assert module.as_input(batches["loader"]) is batches["loader"]  # float: already normalised
+    module.channels_last = True  # converted while still uint8; the layout survives normalising
+    assert module.as_input(batches["device"]).is_contiguous(memory_format=torch.channels_last)
     assert not any(name.startswith("pixel_") for name in module.state_dict())
     half = module.to(torch.bfloat16).as_input(batches["device"])  # as precision=bf16-true has it
-    assert half.dtype == torch.bfloat16
+    assert half.dtype == torch.bfloat16  # normalised in float32, then rounded once
+    assert (half.float() - batches["loader"]).abs().max() < 0.02
+
+
+def test_a_step_that_leaves_uint8_is_refused_when_the_model_normalises() -> None:
+    recipe = {"augment": {"float": {"_target_": "albumentations.ToFloat", "p": 1.0}}}
+    photo = np.zeros((16, 12, 3), dtype=np.uint8)
+    pipeline = build_transform(recipe, [8, 6], MEAN, STD, True, "device")
+    with pytest.raises(TypeError, match="float32 pixels.*data.normalize_on=loader"):
+        pipeline(image=photo)
 
 
 def test_an_unknown_place_to_normalise_is_refused() -> None:
@@ -56,6 +68,8 @@ def test_a_run_normalising_on_the_device_matches_its_loader_twin(
         run = tmp_path / where
         train(compose_config([*TINY, *overrides, "trainer.max_epochs=1"], run))
         runs[where] = run
+    for where, run in runs.items():
+        assert json.loads((run / "summary.json").read_text())["normalize_on"] == where
     loader, device = (pd.read_csv(runs[w] / "val_predictions.csv") for w in ("loader", "device"))
     assert (loader["pred"] == device["pred"]).all()
     probabilities = [f"p{k:02d}" for k in range(18)]

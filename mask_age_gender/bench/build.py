@@ -34,14 +34,15 @@ class Settings:
 
     overrides: list[str]  # Hydra overrides of the training config (model, data.*, --set …)
     photos: int  # training photos: the training table is cut to this many
-    warmup: int = 3  # batches before the clock starts
-    warm_epochs: int = 1  # full passes first instead (fills data.cache), for data and training
+    warmup: int = 3  # batches before the clock starts, when warm_epochs is 0
+    warm_epochs: int = 1  # full passes before the clock starts (fills data.cache), every phase
     epochs: int = 1  # measured passes over the photos
     threads: int = field(default_factory=lambda: cpu_count())
 
-    def batches(self, per_epoch: int, cached: bool) -> tuple[int, int]:
-        """(warm-up, measured) batches; ``cached``: a phase that reads through ``data.cache``."""
-        warm = self.warm_epochs * per_epoch if cached and self.warm_epochs else self.warmup
+    def batches(self, per_epoch: int) -> tuple[int, int]:
+        """(warm-up, measured) batches, the same for every phase: the model alone speeds up
+        over its first ~10 steps as well (allocator, oneDNN kernels), not only the cache."""
+        warm = self.warm_epochs * per_epoch if self.warm_epochs else self.warmup
         return warm, self.epochs * per_epoch
 
 

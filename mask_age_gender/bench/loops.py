@@ -52,7 +52,7 @@ def epochs_of(loader: DataLoader) -> Iterator[Batch]:
 def data_only(datamodule: FaceDataModule, settings: Settings) -> float:
     """The configured training DataLoader alone: decode (or cache), augment, collate."""
     loader = datamodule.train_dataloader()
-    warm, measured = settings.batches(len(loader), cached=True)
+    warm, measured = settings.batches(len(loader))
     return images_per_second(
         epochs_of(loader), lambda _: None, warm, measured, torch.device("cpu"), "data only"
     )
@@ -63,9 +63,13 @@ def model_only(config: dict[str, Any], per_epoch: int, settings: Settings) -> fl
     fabric = fabric_for(config)
     module, optimizer = model_for(config, fabric)
     batch_size, (height, width) = config["data"]["batch_size"], config["data"]["image_size"]
-    images = torch.randn(batch_size, 3, height, width, device=fabric.device)
+    shape = (batch_size, 3, height, width)
+    if config["data"].get("normalize_on") == "device":  # the model normalises uint8 photos
+        images = torch.randint(0, 256, shape, dtype=torch.uint8, device=fabric.device)
+    else:
+        images = torch.randn(shape, device=fabric.device)
     labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=fabric.device)
-    warm, measured = settings.batches(per_epoch, cached=False)
+    warm, measured = settings.batches(per_epoch)
     step = training_step(fabric, module, optimizer)
     batches = itertools.repeat((images, labels))
     return images_per_second(batches, step, warm, measured, fabric.device, "model only")
@@ -124,6 +128,6 @@ def plain_loop(config: dict[str, Any], datamodule: FaceDataModule, settings: Set
         persistent_workers=datamodule.num_workers > 0,
     )
     module, optimizer = model_for(config, fabric)
-    warm, measured = settings.batches(len(loader), cached=False)
+    warm, measured = settings.batches(len(loader))
     step = training_step(fabric, module, optimizer)
     return images_per_second(epochs_of(loader), step, warm, measured, fabric.device, "plain loop")

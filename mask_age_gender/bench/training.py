@@ -56,7 +56,7 @@ def measure_training(settings: Settings, run_dir: Path) -> dict[str, float]:
     datamodule = limited_datamodule(config, settings.photos)
     module = FaceClassifier(config)
     per_epoch = len(datamodule.train_table) // datamodule.batch_size
-    warm, measured = settings.batches(per_epoch, cached=True)
+    warm, measured = settings.batches(per_epoch)
     clock = SteadyClock(max(warm, 1))
     trainer: pl.Trainer = instantiate(
         config["trainer"],

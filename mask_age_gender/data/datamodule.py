@@ -220,6 +220,7 @@ class FaceDataModule(pl.LightningDataModule):
             "val_images": len(self.val_table),
             "cache": self.cache,
             "cache_gb": round(self.cache_gb, 4),
+            "normalize_on": self.normalize_on,
             **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
         }
 

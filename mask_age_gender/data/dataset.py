@@ -70,5 +70,5 @@ class FaceDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         if seed is not None:
             self.transform.set_random_seed(seed)
-        image = self.transform.finish(image=self.photos(index))["image"]
+        image = self.transform.finish_image(self.photos(index))
         return image, self.labels[index], index

@@ -18,6 +18,7 @@ from typing import Any
 
 import albumentations as A
 import numpy as np
+import torch
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
 
@@ -33,9 +34,20 @@ class Pipeline:
     finish: A.Compose
     key: str
     size: tuple[int, int]  # (H, W) that prepare ends with
+    normalize_on: str  # device: finish ends with a uint8 tensor, which the model normalises
 
     def __call__(self, image: np.ndarray) -> dict[str, Any]:
-        return self.finish(image=self.prepare(image=image)["image"])
+        return {"image": self.finish_image(self.prepare(image=image)["image"])}
+
+    def finish_image(self, image: np.ndarray) -> torch.Tensor:
+        """``finish`` of a prepared photo; uint8 still when the model is to normalise it."""
+        tensor = self.finish(image=image)["image"]
+        if self.normalize_on == "device" and tensor.dtype != torch.uint8:
+            raise TypeError(
+                f"a transform step gave {tensor.dtype} pixels, but data.normalize_on=device "
+                "normalises uint8 ones in the model: use data.normalize_on=loader with it"
+            )
+        return tensor
 
     def set_random_seed(self, seed: int) -> None:
         self.finish.set_random_seed(seed)  # prepare draws no random numbers
@@ -69,4 +81,4 @@ def build_transform(
     finish.append(ToTensorV2())
     settings = json.dumps([prepare_steps, [height, width]], sort_keys=True, default=str)
     key = hashlib.sha1(settings.encode()).hexdigest()[:12]
-    return Pipeline(A.Compose(steps), A.Compose(finish), key, (height, width))
+    return Pipeline(A.Compose(steps), A.Compose(finish), key, (height, width), normalize_on)

@@ -34,7 +34,7 @@ class FaceClassifier(pl.LightningModule):
         model = {k: v for k, v in config["model"].items() if k not in RUNTIME_OPTIONS}
         self.backbone = instantiate(model)
         self.channels_last = False  # decided in setup(), once the device is known
-        self._register_pixel_scale(config["data"])
+        self._pixel_scales: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self.head = instantiate(config["head"])(in_features=self.backbone.num_features)
         loss = config["loss"]
         class_weights = loss.get("class_weights")
@@ -47,13 +47,19 @@ class FaceClassifier(pl.LightningModule):
         self.train_metrics = TaskMetrics(persistent=True)  # a training epoch may be resumed
         self.val_metrics = TaskMetrics()
 
-    def _register_pixel_scale(self, data: dict[str, Any]) -> None:
-        """``data.mean``/``std`` on the 0–255 scale, for uint8 batches (``normalize_on:
-        device``). Not in the state dict: the config the checkpoint keeps holds them."""
-        for name in ("mean", "std"):
-            values = data.get(name)
-            scale = None if values is None else torch.tensor(values).view(1, -1, 1, 1) * 255
-            self.register_buffer(f"pixel_{name}", scale, persistent=False)
+    def _pixel_scale(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``data.mean``/``std`` on the 0–255 scale, in float32 on ``device``, for uint8 batches
+        (``normalize_on: device``). Not buffers: ``.to(bf16)`` would round them, and the
+        checkpoint's config already holds them."""
+        if device not in self._pixel_scales:
+            data = self.hparams.config["data"]
+            if data.get("mean") is None or data.get("std") is None:
+                raise ValueError("uint8 photos need data.mean and data.std in the config")
+            self._pixel_scales[device] = tuple(
+                torch.tensor(data[name], dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255
+                for name in ("mean", "std")
+            )
+        return self._pixel_scales[device]
 
     def setup(self, stage: str) -> None:
         self.apply_runtime_options(on_gpu=self.trainer.strategy.root_device.type == "cuda")
@@ -70,14 +76,14 @@ class FaceClassifier(pl.LightningModule):
 
     def as_input(self, images: torch.Tensor) -> torch.Tensor:
         """The network's input: uint8 photos (``data.normalize_on=device``) normalised here,
-        on the model's device; float ones, normalised by the loader, as they are."""
-        if images.dtype == torch.uint8:
-            if self.pixel_mean is None:
-                raise ValueError("uint8 photos need data.mean and data.std in the config")
-            # in the buffers' dtype: float32, or bf16/fp16 when the Trainer made the model so
-            images = (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
-        if self.channels_last:
+        on the model's device, in float32 and then cast to the backbone's dtype (bf16 under
+        ``precision=bf16-true``); float ones, normalised by the loader, as they are."""
+        if self.channels_last:  # on the uint8 batch: a quarter of the bytes to move
             images = images.contiguous(memory_format=torch.channels_last)
+        if images.dtype == torch.uint8:
+            mean, std = self._pixel_scale(images.device)
+            dtype = next(self.backbone.parameters()).dtype
+            images = ((images.float() - mean) / std).to(dtype)
         return images
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
