@@ -74,6 +74,6 @@ slow = deterministic["train_img_s"]
 print(f"trainer.deterministic=true: train_img_s {slow:.1f}, "
       f"{slow / train:.3f} of the default's")
 for key in ("train_img_s", "model_only_img_s", "data_only_img_s", "predict_img_s"):
-    print(f"data.normalize_on=device (default): {key} {bench[key]:.1f}, "
+    print(f"data.normalize_on=device (auto here): {key} {bench[key]:.1f}, "
           f"{bench[key] / on_loader[key]:.3f} of normalize_on=loader's")
 PYTHON

@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mask_age_gender.data.transforms import build_transform
+from mask_age_gender.data.transforms import build_transform, normalize_where
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.predict import eval_loader, load_classifier, predict_archive
 from mask_age_gender.train import train
@@ -52,7 +52,10 @@ def test_a_step_that_leaves_uint8_is_refused_when_the_model_normalises() -> None
         pipeline(image=photo)
 
 
-def test_an_unknown_place_to_normalise_is_refused() -> None:
+def test_auto_normalises_on_the_device_where_cuda_is_and_unknown_places_are_refused() -> None:
+    auto = build_transform({}, [8, 6], MEAN, STD, False, "auto")
+    assert auto.normalize_on == ("device" if torch.cuda.is_available() else "loader")
+    assert normalize_where("loader") == "loader" and normalize_where("device") == "device"
     with pytest.raises(ValueError, match="data.normalize_on must be one of .*'gpu'"):
         build_transform({}, [8, 8], MEAN, STD, False, "gpu")
 

@@ -50,6 +50,7 @@ from mask_age_gender.bench.build import (
 from mask_age_gender.bench.decode import compare_decoders
 from mask_age_gender.bench.loops import data_only, model_only, plain_loop
 from mask_age_gender.bench.training import run_training
+from mask_age_gender.data.transforms import normalize_where
 
 log = logging.getLogger("mask_age_gender.bench")
 DECODE_PHOTOS = 200
@@ -166,7 +167,7 @@ def settings_of(config: dict, datamodule: Any, settings: Settings) -> dict[str, 
         "threads": settings.threads,
         "workers": datamodule.num_workers,
         "cache": getattr(datamodule, "cache", "none"),
-        "normalize_on": datamodule.normalize_on,
+        "normalize_on": normalize_where(datamodule.normalize_on),
         "channels_last": device.type == "cuda" if channels_last == "auto" else channels_last,
         "compile": bool(config["model"].get("compile", False)),
         "device": str(device),

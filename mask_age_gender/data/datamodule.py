@@ -20,7 +20,7 @@ from mask_age_gender.data.overrides import apply_overrides, read_overrides
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
-from mask_age_gender.data.transforms import build_transform
+from mask_age_gender.data.transforms import build_transform, normalize_where
 from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode
 
 SAMPLERS = ("none", "weighted")
@@ -53,7 +53,7 @@ class FaceDataModule(pl.LightningDataModule):
         label_overrides: str | None = None,
         cache: str = "none",
         cache_max_gb: float = 8.0,
-        normalize_on: str = "device",
+        normalize_on: str = "auto",
     ):
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -220,7 +220,7 @@ class FaceDataModule(pl.LightningDataModule):
             "val_images": len(self.val_table),
             "cache": self.cache,
             "cache_gb": round(self.cache_gb, 4),
-            "normalize_on": self.normalize_on,
+            "normalize_on": normalize_where(self.normalize_on),
             **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
         }
 
