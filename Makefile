@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DATA := data/synthetic
+TEST_WORKERS ?= 2  # pytest-xdist processes; a module's tests stay in one (--dist loadscope)
 
 .PHONY: train test bench lint format clean
 
@@ -25,7 +26,7 @@ bench: $(STAMP)  # efficientnet_lite0, 224×224, batch 32; JSON in outputs/bench
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -ra --durations=15
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -ra --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,7 +23,8 @@ def test_benchmark_figures_are_positive_and_consistent(archive: Path, tmp_path: 
     out = tmp_path / "bench.json"
     tiny = ["--model", "test_resnet", "--image-size", "64", "48", "--batch-size", "8"]
     few = ["--photos", "16", "--threads", "1", "--workers", "0", "--warmup", "1"]
-    argv = [*tiny, *few, "--archive", str(archive), "--repeats", "2"]
+    uint8 = ["--set", "data.normalize_on=device"]  # every phase feeds the model uint8 batches
+    argv = [*tiny, *few, *uint8, "--archive", str(archive), "--repeats", "2"]
     report = main([*argv, "--out", str(out)])
 
     assert json.loads(out.read_text()) == report
@@ -40,6 +41,7 @@ def test_benchmark_figures_are_positive_and_consistent(archive: Path, tmp_path: 
         [64, 48],
         16,
     )
+    assert settings["normalize_on"] == "device"
     decode = report["decode"]
     assert decode["photos"] > 0 and decode[decode["winner"]]["same_pixels"]
     assert all(decode[name]["img_s"] > 0 for name in ("pil", "opencv", "torchvision"))

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from mask_age_gender.bench.build import Settings, fabric_for, model_for, synchronize
 from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.data.transforms import normalize_where
 from mask_age_gender.labels import NUM_CLASSES
 
 Batch = Sequence[torch.Tensor]
@@ -64,7 +65,7 @@ def model_only(config: dict[str, Any], per_epoch: int, settings: Settings) -> fl
     module, optimizer = model_for(config, fabric)
     batch_size, (height, width) = config["data"]["batch_size"], config["data"]["image_size"]
     shape = (batch_size, 3, height, width)
-    if config["data"].get("normalize_on") == "device":  # the model normalises uint8 photos
+    if normalize_where(config["data"]["normalize_on"]) == "device":  # uint8, as the loader's
         images = torch.randint(0, 256, shape, dtype=torch.uint8, device=fabric.device)
     else:
         images = torch.randn(shape, device=fabric.device)
