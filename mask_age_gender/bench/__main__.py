@@ -43,14 +43,13 @@ from mask_age_gender.bench.build import (
     Settings,
     bench_archive,
     compose_config,
-    cpu_count,
     fabric_for,
     limited_datamodule,
 )
 from mask_age_gender.bench.decode import compare_decoders
 from mask_age_gender.bench.loops import data_only, model_only, plain_loop
 from mask_age_gender.bench.training import run_training
-from mask_age_gender.data.transforms import normalize_where
+from mask_age_gender.data.datamodule import cpu_count
 
 log = logging.getLogger("mask_age_gender.bench")
 DECODE_PHOTOS = 200
@@ -142,11 +141,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 def in_process_phases(config: dict, datamodule: Any, settings: Settings) -> dict[str, float]:
     """Data alone, model alone and the plain loop, in this process, one at a time."""
-    per_epoch = len(datamodule.train_table) // datamodule.batch_size
     figures = {}
     for name, phase in (
         ("data_only_img_s", lambda: data_only(datamodule, settings)),
-        ("model_only_img_s", lambda: model_only(config, per_epoch, settings)),
+        ("model_only_img_s", lambda: model_only(config, datamodule, settings)),
         ("plain_loop_img_s", lambda: plain_loop(config, datamodule, settings)),
     ):
         figures[name] = phase()
@@ -167,7 +165,7 @@ def settings_of(config: dict, datamodule: Any, settings: Settings) -> dict[str, 
         "threads": settings.threads,
         "workers": datamodule.num_workers,
         "cache": getattr(datamodule, "cache", "none"),
-        "normalize_on": normalize_where(datamodule.normalize_on),
+        "normalize_on": datamodule.normalize_on,
         "channels_last": device.type == "cuda" if channels_last == "auto" else channels_last,
         "compile": bool(config["model"].get("compile", False)),
         "device": str(device),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from omegaconf import OmegaConf
 from torch.optim import Optimizer
 
 from mask_age_gender.config import compose_config as compose
-from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.data.datamodule import FaceDataModule, cpu_count
 from mask_age_gender.data.synthetic import generate_archive
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.optim import build_optimizer
@@ -39,15 +38,12 @@ class Settings:
     epochs: int = 1  # measured passes over the photos
     threads: int = field(default_factory=lambda: cpu_count())
 
-    def batches(self, per_epoch: int) -> tuple[int, int]:
-        """(warm-up, measured) batches, the same for every phase: the model alone speeds up
-        over its first ~10 steps as well (allocator, oneDNN kernels), not only the cache."""
+    def batches(self, datamodule: FaceDataModule) -> tuple[int, int]:
+        """(warm-up, measured) batches of the training photos, the same for every phase: the
+        model alone speeds up over its first ~10 steps too (allocator, oneDNN kernels)."""
+        per_epoch = len(datamodule.train_table) // datamodule.batch_size  # full batches
         warm = self.warm_epochs * per_epoch if self.warm_epochs else self.warmup
         return warm, self.epochs * per_epoch
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def bench_archive(path: Path = ARCHIVE) -> Path:

@@ -15,7 +15,6 @@ from tqdm.auto import tqdm
 
 from mask_age_gender.bench.build import Settings, fabric_for, model_for, synchronize
 from mask_age_gender.data.datamodule import FaceDataModule
-from mask_age_gender.data.transforms import normalize_where
 from mask_age_gender.labels import NUM_CLASSES
 
 Batch = Sequence[torch.Tensor]
@@ -53,24 +52,24 @@ def epochs_of(loader: DataLoader) -> Iterator[Batch]:
 def data_only(datamodule: FaceDataModule, settings: Settings) -> float:
     """The configured training DataLoader alone: decode (or cache), augment, collate."""
     loader = datamodule.train_dataloader()
-    warm, measured = settings.batches(len(loader))
+    warm, measured = settings.batches(datamodule)
     return images_per_second(
         epochs_of(loader), lambda _: None, warm, measured, torch.device("cpu"), "data only"
     )
 
 
-def model_only(config: dict[str, Any], per_epoch: int, settings: Settings) -> float:
+def model_only(config: dict[str, Any], datamodule: FaceDataModule, settings: Settings) -> float:
     """Forward, backward and optimizer step on batches already on the device: the ceiling."""
     fabric = fabric_for(config)
     module, optimizer = model_for(config, fabric)
     batch_size, (height, width) = config["data"]["batch_size"], config["data"]["image_size"]
     shape = (batch_size, 3, height, width)
-    if normalize_where(config["data"]["normalize_on"]) == "device":  # uint8, as the loader's
+    if datamodule.normalize_on == "device":  # uint8 batches, as the loader gives them
         images = torch.randint(0, 256, shape, dtype=torch.uint8, device=fabric.device)
     else:
         images = torch.randn(shape, device=fabric.device)
     labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=fabric.device)
-    warm, measured = settings.batches(per_epoch)
+    warm, measured = settings.batches(datamodule)
     step = training_step(fabric, module, optimizer)
     batches = itertools.repeat((images, labels))
     return images_per_second(batches, step, warm, measured, fabric.device, "model only")
@@ -129,6 +128,6 @@ def plain_loop(config: dict[str, Any], datamodule: FaceDataModule, settings: Set
         persistent_workers=datamodule.num_workers > 0,
     )
     module, optimizer = model_for(config, fabric)
-    warm, measured = settings.batches(len(loader))
+    warm, measured = settings.batches(datamodule)
     step = training_step(fabric, module, optimizer)
     return images_per_second(epochs_of(loader), step, warm, measured, fabric.device, "plain loop")

@@ -55,8 +55,7 @@ def measure_training(settings: Settings, run_dir: Path) -> dict[str, float]:
     pl.seed_everything(config["seed"], workers=True, verbose=False)
     datamodule = limited_datamodule(config, settings.photos)
     module = FaceClassifier(config)
-    per_epoch = len(datamodule.train_table) // datamodule.batch_size
-    warm, measured = settings.batches(per_epoch)
+    warm, measured = settings.batches(datamodule)
     clock = SteadyClock(max(warm, 1))
     trainer: pl.Trainer = instantiate(
         config["trainer"],

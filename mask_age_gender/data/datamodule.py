@@ -76,7 +76,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.drop_boundary_ages = drop_boundary_ages
         self.cache_dir = cache_dir
         self.cache, self.cache_max_gb = cache, cache_max_gb
-        self.normalize_on = normalize_on
+        self.normalize_on = normalize_where(normalize_on)  # auto made concrete, checked
         self._datasets: dict[str, FaceDataset] = {}
         self.label_overrides = label_overrides
         self.overrides_applied: dict[str, int] | None = None
@@ -220,7 +220,7 @@ class FaceDataModule(pl.LightningDataModule):
             "val_images": len(self.val_table),
             "cache": self.cache,
             "cache_gb": round(self.cache_gb, 4),
-            "normalize_on": normalize_where(self.normalize_on),
+            "normalize_on": self.normalize_on,
             **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
         }
 
@@ -237,5 +237,11 @@ def default_workers() -> int:
     """DataLoader workers: the CPUs this process may use, less one for the main process, up
     to 8; none with 2 CPUs or fewer, where a worker only takes cycles from the model's threads
     (``make bench`` on 2 cores, warm cache: train/model_only 0.87 with a worker, 1.11 without)."""
+    cpus = cpu_count()
+    return 0 if cpus <= 2 else min(8, cpus - 1)
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity, which a container or taskset limits)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (cpus or 1) <= 2 else min(8, cpus - 1)
+    return cpus or 1
