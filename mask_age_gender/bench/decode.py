@@ -6,13 +6,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torchvision.io
 from PIL import Image
 
-from mask_age_gender.data.dataset import JPEG_SUFFIXES
+from mask_age_gender.data.dataset import JPEG_SUFFIXES, read_jpeg_opencv
 
 CHECKED = 16  # photos whose pixels are compared with PIL's
 SAME_PIXELS = 1.0  # mean absolute difference (grey levels) still counted as the same image
@@ -26,8 +25,10 @@ def decode_pil(path: str) -> np.ndarray:
 
 def decode_opencv(path: str) -> np.ndarray:
     """What ``data/dataset.py``'s ``load_rgb`` does with a JPEG."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = read_jpeg_opencv(path)
+    if image is None:
+        raise OSError(f"OpenCV cannot decode {path}")
+    return image
 
 
 def decode_torchvision(path: str) -> np.ndarray:
