@@ -26,11 +26,13 @@ bench: $(STAMP)  # efficientnet_lite0, 224×224, batch 32; JSON in outputs/bench
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # the layers and no-cycles contracts in pyproject.toml
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -ra --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -1,4 +1,5 @@
-"""Writing result files whole or not at all: a temp file beside the target, then a rename."""
+"""A run directory's file names, and writing files whole or not at all (a temp file beside the
+target, then a rename)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+SUMMARY = "summary.json"  # scores, status and choices of a run
+METRICS = "metrics.csv"  # one row per logged step/epoch (the CSV logger's)
+PREDICTIONS = "val_predictions.csv"  # photo, person, true, predicted, 18 probabilities
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

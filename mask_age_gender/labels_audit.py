@@ -1,4 +1,5 @@
-"""People whose labels the models dispute, from out-of-fold predictions, as label overrides.
+"""``python -m mask_age_gender.labels_audit``: people whose labels the models dispute, from
+out-of-fold predictions, as label overrides (``results/label_audit.py``).
 
     python -m mask_age_gender.predict ckpt_dir=KFOLD_SWEEP split=oof        # writes oof.csv
     python -m mask_age_gender.labels_audit oof.csv --out suspects.csv
@@ -18,68 +19,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from mask_age_gender.analysis import label_suspects, with_attributes
-from mask_age_gender.data.archive import MAX_AGE
 from mask_age_gender.files import write_csv_atomic
-from mask_age_gender.labels import DEFAULT_AGE_BINS, Mask, attribute_name, check_age_bins
-
-COLUMNS = ["person", "gender", "age", "swap_mask", "reason"]
-
-
-def audit(
-    predictions: pd.DataFrame,
-    age_bins: Sequence[int] = DEFAULT_AGE_BINS,
-    share: float = 0.5,
-) -> pd.DataFrame:
-    """One row per suspect person, in the format ``data.label_overrides`` reads."""
-    age_bins = check_age_bins(age_bins)
-    table = with_attributes(predictions, age_bins, boundary_years=0)
-    rows: dict[str, dict[str, str]] = {}
-
-    def row(person: str) -> dict[str, str]:
-        return rows.setdefault(person, dict.fromkeys(COLUMNS, "") | {"person": person})
-
-    codes = {task: _codes(task, age_bins) for task in ("gender", "age")}
-    for s in label_suspects(table, age_bins, share).itertuples():
-        entry = row(s.person)
-        if s.attribute == "gender":
-            entry["gender"] = s.predicted
-        else:
-            entry["age"] = str(nearest_age(s.age, codes["age"][s.predicted], age_bins))
-        why = f"{s.attribute}: {s.disputing} of {s.photos} photos predicted {s.predicted}"
-        entry["reason"] = "; ".join(filter(None, [entry["reason"], f"{why} (label {s.label})"]))
-    for person in swapped_mask_people(table):
-        entry = row(person)
-        entry["swap_mask"] = "true"
-        why = "the not-worn photo predicted with a mask, the incorrect one without"
-        entry["reason"] = "; ".join(filter(None, [entry["reason"], why]))
-    return pd.DataFrame(list(rows.values()), columns=COLUMNS).sort_values("person")
-
-
-def swapped_mask_people(table: pd.DataFrame) -> list[str]:
-    """People whose photo labelled not worn is predicted with a mask (incorrect, or worn: the
-    two are easily confused) and whose photo labelled incorrect is predicted not worn."""
-    pair = table[table["true_mask"].isin([Mask.INCORRECT, Mask.NOT_WEAR])]
-    bare = pair["pred_mask"] == Mask.NOT_WEAR
-    looks_swapped = np.where(pair["true_mask"] == Mask.NOT_WEAR, ~bare, bare)
-    per_person = pd.Series(looks_swapped, index=pair.index).groupby(pair["person"])
-    counts = per_person.agg(["sum", "size"])
-    return sorted(counts.index[(counts["sum"] == 2) & (counts["size"] == 2)])
-
-
-def nearest_age(age: int, group: int, age_bins: tuple[int, int]) -> int:
-    """The age nearest ``age`` inside an age group."""
-    low = (0, *age_bins)[group]
-    high = (*(t - 1 for t in age_bins), MAX_AGE)[group]
-    return int(np.clip(age, low, high))
-
-
-def _codes(task: str, age_bins: tuple[int, int]) -> dict[str, int]:
-    count = 2 if task == "gender" else 3
-    return {attribute_name(task, value, age_bins): value for value in range(count)}
+from mask_age_gender.labels import DEFAULT_AGE_BINS
+from mask_age_gender.results.label_audit import audit
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,37 +26,35 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mask_age_gender import resolvers  # noqa: F401  (registers ${mixed_precision:})
-from mask_age_gender.analysis import write_error_analysis
 from mask_age_gender.data.datamodule import FaceDataModule
-from mask_age_gender.distributed import ddp_job
-from mask_age_gender.ema import EMA
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
-from mask_age_gender.metrics import score
-from mask_age_gender.models.module import FaceClassifier, backbone_normalization
-from mask_age_gender.predict import predict_proba
-from mask_age_gender.runs import epoch_history, prediction_table
-from mask_age_gender.runstate import (
-    AtomicCheckpointIO,
+from mask_age_gender.models.inference import predict_proba
+from mask_age_gender.models.metrics import score
+from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.results.run_reader import epoch_history, prediction_table
+from mask_age_gender.results.run_report import write_error_analysis
+from mask_age_gender.training import resolvers  # noqa: F401  (registers ${mixed_precision:})
+from mask_age_gender.training.build import (
+    build_callbacks,
+    build_datamodule,
+    check_archive_exists,
+    hydra_choices,
+)
+from mask_age_gender.training.callbacks import AtomicCheckpointIO, run_callbacks
+from mask_age_gender.training.distributed import ddp_job
+from mask_age_gender.training.resume import (
     check_resumable,
-    check_room,
     earlier_metrics,
     restore_config,
     restore_metrics,
     resume_checkpoint,
-    run_callbacks,
-    stop_signal,
-    track_status,
 )
+from mask_age_gender.training.status import check_room, stop_signal, track_status
 
 log = logging.getLogger(__name__)
 
 
 FAILED_SCORE = 0.0  # the worst macro F1
-
-
-class DataNotFound(FileNotFoundError):
-    """No archive where ``data.root`` points."""
 
 
 def train(cfg: DictConfig) -> float:
@@ -105,44 +103,6 @@ def train(cfg: DictConfig) -> float:
     return summary["val_f1"]
 
 
-def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
-    """Read, check and split the archive; record in ``config`` what the data decided
-    (input normalisation, class weights) so the checkpoint carries it to ``predict``."""
-    data = config["data"]
-    if data.get("mean") is None or data.get("std") is None:
-        data["mean"], data["std"] = backbone_normalization(config["model"])
-    datamodule: FaceDataModule = instantiate(
-        {**data, "transform": config["transform"]}, _recursive_=False
-    )
-    datamodule.setup("fit")  # every archive problem surfaces here, before anything is written
-    data["mean"], data["std"] = list(datamodule.mean), list(datamodule.std)
-    data["root"] = str(datamodule.root)  # absolute: `predict split=val` finds the same people
-    if data.get("label_overrides"):
-        data["label_overrides"] = str(Path(data["label_overrides"]).resolve())
-    if config["loss"].get("class_weights") == "inverse_frequency":
-        tasks = instantiate(config["head"])(in_features=1).tasks
-        config["loss"]["class_weights"] = datamodule.class_weights(tasks)
-    return datamodule
-
-
-def build_callbacks(options: dict[str, Any]) -> list[pl.Callback]:
-    """Every callback config with a ``_target_``; ``ema: true`` adds weight averaging."""
-    callbacks = [instantiate(c) for c in options.values() if isinstance(c, dict) and c]
-    if options.get("ema"):
-        # validation, checkpoints and predictions all use the averaged weights
-        callbacks.append(EMA(decay=options.get("ema_decay", 0.999)))
-    return callbacks
-
-
-def check_archive_exists(root: Path) -> None:
-    if not (root / "train" / "train.csv").is_file():
-        raise DataNotFound(
-            f"no archive at data.root={root.resolve()}: expected train/train.csv and "
-            "train/images/ there (eval/ optional). Point data.root=DIR at the competition "
-            "archive, or run `make train` to train the demo on a generated synthetic archive."
-        )
-
-
 def write_results(
     trainer: pl.Trainer, module: FaceClassifier, datamodule: FaceDataModule, run_dir: Path
 ) -> dict[str, Any]:
@@ -178,14 +138,6 @@ def write_results(
         "best_ckpt": str(best_ckpt.resolve().relative_to(run_dir.resolve())),
         "last_ckpt": "checkpoints/last.ckpt",
     }
-
-
-def hydra_choices() -> dict[str, str | None]:
-    """The option chosen in each config group (model, head, loss, …), for the ledger."""
-    if not HydraConfig.initialized():
-        return {}
-    choices = HydraConfig.get().runtime.choices
-    return {group: option for group, option in choices.items() if not group.startswith("hydra")}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

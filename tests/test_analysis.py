@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mask_age_gender.analysis import CATEGORIES, analyse, write_error_analysis
 from mask_age_gender.labels import NUM_CLASSES, AgeGroup, Gender, Mask, attribute_name, encode
-from mask_age_gender.plots import FIGURES
+from mask_age_gender.results.error_analysis import CATEGORIES, analyse
+from mask_age_gender.results.plots import FIGURES
+from mask_age_gender.results.run_report import write_error_analysis
 
 from .tiny_runs import FINISHED, tiny_sweep
 

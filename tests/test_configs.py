@@ -10,10 +10,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mask_age_gender import resolvers
 from mask_age_gender.data.transforms import build_transform
-from mask_age_gender.losses import HeadLoss
-from mask_age_gender.optim import build_optimizer, build_scheduler, warmup_cosine
+from mask_age_gender.models.losses import HeadLoss
+from mask_age_gender.models.optim import build_optimizer, build_scheduler, warmup_cosine
+from mask_age_gender.training import resolvers
 
 from .conftest import CONF, compose_config
 

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mask_age_gender.ensemble import combine
-from mask_age_gender.predict import eval_loader, load_classifier, predict_archive, predict_proba
+from mask_age_gender.models.inference import eval_loader, load_classifier, predict_proba
+from mask_age_gender.results.ensemble import combine
+from mask_age_gender.results.prediction import predict_archive
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config

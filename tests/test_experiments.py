@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 from sklearn.metrics import f1_score
 from torch.optim.swa_utils import AveragedModel
 
-from mask_age_gender.ema import ema_update, warmup_decay
 from mask_age_gender.train import train
+from mask_age_gender.training.ema import ema_update, warmup_decay
 
 from .conftest import CONF, ROOT
 from .test_train import run_sweep

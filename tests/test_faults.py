@@ -18,18 +18,19 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mask_age_gender import files, runstate
+from mask_age_gender import files
 from mask_age_gender.files import write_csv_atomic
 from mask_age_gender.models.module import NonFiniteLoss
-from mask_age_gender.runs import epoch_history
-from mask_age_gender.runstate import (
-    NotEnoughRoom,
+from mask_age_gender.results.run_reader import epoch_history
+from mask_age_gender.train import train
+from mask_age_gender.training import status
+from mask_age_gender.training.resume import (
     ResumeRefused,
     check_resumable,
     hydra_subdir,
     resume_dir,
 )
-from mask_age_gender.train import train
+from mask_age_gender.training.status import NotEnoughRoom
 
 from .conftest import ROOT, TINY
 from .test_predict import RunsCode
@@ -173,7 +174,7 @@ def test_no_room_for_the_checkpoints_stops_before_training(
 ) -> None:
     # no tmpfs without root tricks here: the free space is faked
     full = SimpleNamespace(total=10**9, used=10**9 - 1000, free=1000)
-    monkeypatch.setattr(runstate.shutil, "disk_usage", lambda path: full)
+    monkeypatch.setattr(status.shutil, "disk_usage", lambda path: full)
     cfg = train_config()
     with pytest.raises(NotEnoughRoom, match=r"has 0.0 MiB free; the checkpoints need about"):
         train(cfg)

@@ -14,7 +14,8 @@ from mask_age_gender.data.overrides import read_overrides
 from mask_age_gender.data.split import person_folds
 from mask_age_gender.data.synthetic import generate_archive
 from mask_age_gender.labels import age_group
-from mask_age_gender.labels_audit import audit, main, nearest_age
+from mask_age_gender.labels_audit import main
+from mask_age_gender.results.label_audit import audit, nearest_age
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from timm.data import Mixup
 
-from mask_age_gender.losses import FocalLoss, HeadLoss, SoftF1Loss
-from mask_age_gender.mix import VerticalCutMix
 from mask_age_gender.models.heads import MultiHead, SingleHead
+from mask_age_gender.models.losses import FocalLoss, HeadLoss, SoftF1Loss
+from mask_age_gender.models.mixing import VerticalCutMix
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from omegaconf import DictConfig
 from sklearn.metrics import f1_score
 
 from mask_age_gender.data.archive import ArchiveError
-from mask_age_gender.train import DataNotFound, train
+from mask_age_gender.train import train
+from mask_age_gender.training.build import DataNotFound
 
 from .conftest import EVAL_PEOPLE, PEOPLE, ROOT, TINY
 

@@ -49,7 +49,7 @@ from mask_age_gender.bench.build import (
 from mask_age_gender.bench.decode import compare_decoders
 from mask_age_gender.bench.loops import data_only, model_only, plain_loop
 from mask_age_gender.bench.training import run_training
-from mask_age_gender.data.datamodule import cpu_count
+from mask_age_gender.data.workers import cpu_count
 
 log = logging.getLogger("mask_age_gender.bench")
 DECODE_PHOTOS = 200

@@ -14,11 +14,12 @@ from omegaconf import OmegaConf
 from torch.optim import Optimizer
 
 from mask_age_gender.config import compose_config as compose
-from mask_age_gender.data.datamodule import FaceDataModule, cpu_count
+from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.synthetic import generate_archive
+from mask_age_gender.data.workers import cpu_count
 from mask_age_gender.models.module import FaceClassifier
-from mask_age_gender.optim import build_optimizer
-from mask_age_gender.train import build_datamodule
+from mask_age_gender.models.optim import build_optimizer
+from mask_age_gender.training.build import build_datamodule
 
 log = logging.getLogger(__name__)
 ARCHIVE = Path("data/bench/synthetic-384x512")  # generated once, under the ignored data/

@@ -22,8 +22,8 @@ import torch
 from hydra.utils import instantiate
 
 from mask_age_gender.bench.build import Settings, compose_config, limited_datamodule, synchronize
+from mask_age_gender.models.inference import eval_loader, predict_proba
 from mask_age_gender.models.module import FaceClassifier
-from mask_age_gender.predict import eval_loader, predict_proba
 
 MB = 1024  # ru_maxrss is in KiB on Linux
 

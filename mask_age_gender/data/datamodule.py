@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
 from mask_age_gender.data.transforms import build_transform, normalize_where
+from mask_age_gender.data.workers import default_workers
 from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode
 
 SAMPLERS = ("none", "weighted")
@@ -231,17 +231,3 @@ def near_age_boundary(ages: pd.Series, age_bins: Sequence[int], years: int) -> p
     for threshold in age_bins if years > 0 else []:
         near |= (ages >= threshold - years) & (ages < threshold + years)
     return near
-
-
-def default_workers() -> int:
-    """DataLoader workers: the CPUs this process may use, less one for the main process, up
-    to 8; none with 2 CPUs or fewer, where a worker only takes cycles from the model's threads
-    (``make bench`` on 2 cores, warm cache: train/model_only 0.87 with a worker, 1.11 without)."""
-    cpus = cpu_count()
-    return 0 if cpus <= 2 else min(8, cpus - 1)
-
-
-def cpu_count() -> int:
-    """The CPUs this process may run on (its affinity, which a container or taskset limits)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cpus or 1

@@ -14,9 +14,9 @@ import torch
 from hydra.utils import instantiate
 from timm.models import get_pretrained_cfg
 
-from mask_age_gender.losses import HeadLoss
-from mask_age_gender.metrics import TaskMetrics
-from mask_age_gender.optim import build_optimizer, build_scheduler
+from mask_age_gender.models.losses import HeadLoss
+from mask_age_gender.models.metrics import TaskMetrics
+from mask_age_gender.models.optim import build_optimizer, build_scheduler
 
 RUNTIME_OPTIONS = ("compile", "channels_last")  # model.* keys that are not backbone arguments
 

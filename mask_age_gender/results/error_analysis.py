@@ -1,8 +1,7 @@
-"""Error analysis of a run's validation predictions, written into the run directory.
-
-``write_error_analysis(run_dir)`` reads ``val_predictions.csv`` (with ``metrics.csv``,
-``summary.json`` and the run's ``data.age_bins``) and writes ``report.md``, ``errors.json`` and
-the PNGs named in ``plots.FIGURES``. The notebook and the ledger use the same functions.
+"""Error analysis of a run's validation predictions: scores, taxonomy, per-class and per-age
+tables, label suspects (``run_report.py`` writes them into the run directory; the notebook and
+the ledger use the same functions). It reads ``val_predictions.csv`` with ``metrics.csv``,
+``summary.json`` and the run's ``data.age_bins``.
 
 Error taxonomy, as in the hand-written experiment log. Each mistake (predicted class ≠ true
 class) counts under exactly one primary category, the first that applies:
@@ -39,8 +38,7 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from mask_age_gender import plots
-from mask_age_gender.files import write_json_atomic, write_text_atomic
+from mask_age_gender.files import PREDICTIONS
 from mask_age_gender.labels import (
     DEFAULT_AGE_BINS,
     NUM_CLASSES,
@@ -50,17 +48,14 @@ from mask_age_gender.labels import (
     class_name,
     decode,
 )
-from mask_age_gender.metrics import score
-from mask_age_gender.runs import (
-    PREDICTIONS,
+from mask_age_gender.models.metrics import score
+from mask_age_gender.results.run_reader import (
     PROBABILITIES,
     read_history,
     read_summary,
     run_age_bins,
 )
 
-REPORT = "report.md"
-ERRORS = "errors.json"
 MASK_CATEGORIES = ("incorrect_vs_worn", "worn_vs_not_worn", "incorrect_vs_not_worn")
 CATEGORIES = (*MASK_CATEGORIES, "gender", "age_boundary", "age_other")
 # wear=0, incorrect=1, not_wear=2: the sum of two different states names their pair
@@ -88,21 +83,6 @@ class RunAnalysis:
         """The wrongly predicted photos, most confident first."""
         wrong = self.predictions[~self.predictions["correct"]]
         return wrong.sort_values("confidence", ascending=False, kind="stable")
-
-
-def write_error_analysis(run_dir: Path, boundary_years: int = 3) -> dict[str, Any]:
-    """Write ``report.md``, ``errors.json`` and the PNGs of the error analysis into a run.
-
-    Returns the content of ``errors.json``.
-    """
-    run_dir = Path(run_dir)
-    run = analyse_run(run_dir, boundary_years)
-    for name, figure in plots.run_figures(run).items():
-        plots.save_png(figure, run_dir / name)
-    errors = errors_json(run, files=list(plots.FIGURES))
-    write_json_atomic(run_dir / ERRORS, errors)
-    write_text_atomic(run_dir / REPORT, report_markdown(run, list(plots.FIGURES)))
-    return errors
 
 
 def analyse_run(run_dir: Path, boundary_years: int = 3) -> RunAnalysis:
@@ -263,81 +243,6 @@ def label_suspects(
     return pd.DataFrame(rows, columns=[*columns, "confidence"])
 
 
-def errors_json(run: RunAnalysis, files: list[str], gallery: int = 16) -> dict[str, Any]:
-    """The numbers of the analysis as plain JSON: scores, taxonomy, tables, file names."""
-    confident = run.mistakes.head(gallery)
-    columns = ["path", "person", "age", "true", "pred", "confidence", "category"]
-    return {
-        "run": str(run.run_dir) if run.run_dir else None,
-        "age_bins": list(run.age_bins),
-        "boundary_years": run.boundary_years,
-        "people": int(run.predictions["person"].nunique()),
-        "scores": {name: round(value, 6) for name, value in run.scores.items()},
-        "taxonomy": run.taxonomy,
-        "per_class": run.per_class.to_dict(orient="records"),
-        "by_age": run.by_age.to_dict(orient="records"),
-        "suspects": run.suspects.to_dict(orient="records"),
-        "confident_mistakes": confident[columns].to_dict(orient="records"),
-        "files": files,
-    }
-
-
-def report_markdown(run: RunAnalysis, figures: list[str]) -> str:
-    """``report.md``: scores, training, taxonomy, takeaways, per-class table, suspects, plots."""
-    title = run.run_dir.name if run.run_dir else "validation predictions"
-    taxonomy = run.taxonomy
-    low, high = run.age_bins
-    lines = [
-        f"# Error analysis: {title}",
-        "",
-        f"{taxonomy['photos']} validation photos of {run.predictions['person'].nunique()} "
-        f"people, {taxonomy['mistakes']} mistakes. Age groups: young <{low}, middle "
-        f"{low}–{high - 1}, old ≥{high}.",
-        "",
-        "## Scores",
-        "",
-        markdown_table(pd.DataFrame([run.scores]).round(4)),
-        *training_lines(run.summary),
-        "## Error taxonomy",
-        "",
-        f"Each mistake counted once, under its first category (age boundary: adjacent groups, "
-        f"age within {run.boundary_years} years of {low} or {high}).",
-        "",
-        markdown_table(taxonomy_table(run)),
-        "",
-        "## Takeaways",
-        "",
-        *takeaways(run),
-        "",
-        "## Per class",
-        "",
-        markdown_table(run.per_class),
-        "",
-        "## Label suspects",
-        "",
-        "People whose photos are predicted with another gender or age group than their label on "
-        "most of them: candidates for label noise.",
-        "",
-        markdown_table(run.suspects) if len(run.suspects) else "None.",
-        "",
-        "## Plots",
-        "",
-        *[f"![{Path(name).stem}]({name})" for name in figures],
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def training_lines(summary: dict[str, Any]) -> list[str]:
-    """The training section of the report, from ``summary.json`` (empty without one)."""
-    if not summary:
-        return [""]
-    keys = ["best_epoch", "epochs_run", "train_loss", "train_acc", "train_f1", "val_loss"]
-    keys += ["seconds", "best_ckpt"]
-    values = {key: summary.get(key) for key in keys}
-    table = pd.DataFrame([values]).round(4)
-    return ["", "## Training", "", markdown_table(table), ""]
-
-
 def taxonomy_table(run: RunAnalysis) -> pd.DataFrame:
     """The taxonomy as a table: one row per category, then the total and multi-attribute."""
     taxonomy = run.taxonomy
@@ -345,37 +250,3 @@ def taxonomy_table(run: RunAnalysis) -> pd.DataFrame:
     rows.append({"category": "total", "count": taxonomy["mistakes"], "share": 1.0})
     rows.append({"category": "multi_attribute (also above)", **taxonomy["multi_attribute"]})
     return pd.DataFrame(rows)
-
-
-def takeaways(run: RunAnalysis) -> list[str]:
-    """A few generated sentences: the largest error source, the weakest classes, suspects."""
-    taxonomy = run.taxonomy
-    if not taxonomy["mistakes"]:
-        return ["- No mistakes on validation."]
-    name, entry = max(taxonomy["categories"].items(), key=lambda item: item[1]["count"])
-    lines = [
-        f"- Largest error source: {name}, {entry['count']} of {taxonomy['mistakes']} mistakes "
-        f"({entry['share']:.0%})."
-    ]
-    present = run.per_class[run.per_class["support"] > 0].nsmallest(3, "f1")
-    weakest = ", ".join(
-        f"{r.name} (F1 {r.f1:.2f}, {r.support} photos)" for r in present.itertuples()
-    )
-    lines.append(f"- Weakest classes: {weakest}.")
-    if len(run.suspects):
-        lines.append(f"- {run.suspects['person'].nunique()} people with a disputed label.")
-    return lines
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub Markdown table (missing values shown as ``-``)."""
-
-    def cell(value: Any) -> str:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return "-"
-        return str(value).replace("|", "\\|")
-
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
-    return "\n".join([header, rule, *body])

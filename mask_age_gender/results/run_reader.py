@@ -20,13 +20,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from mask_age_gender.config import CONF
+from mask_age_gender.files import METRICS, SUMMARY
 from mask_age_gender.labels import DEFAULT_AGE_BINS, NUM_CLASSES, check_age_bins
 
 log = logging.getLogger(__name__)
 
-SUMMARY = "summary.json"
-METRICS = "metrics.csv"
-PREDICTIONS = "val_predictions.csv"
 PROBABILITIES = [f"p{k:02d}" for k in range(NUM_CLASSES)]  # columns of the 18 probabilities
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 HYDRA_RUNTIME = Path(".hydra") / "hydra.yaml"

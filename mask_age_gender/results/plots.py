@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -18,9 +17,7 @@ from sklearn.metrics import confusion_matrix
 
 from mask_age_gender.files import write_bytes_atomic
 from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, TASKS, attribute_name, class_name
-
-if TYPE_CHECKING:  # the analysis draws its figures with this module
-    from mask_age_gender.analysis import RunAnalysis
+from mask_age_gender.results.error_analysis import RunAnalysis
 
 FIGURES = (
     "confusion.png",

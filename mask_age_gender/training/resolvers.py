@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
-from mask_age_gender.runstate import hydra_subdir, resume_dir
+from mask_age_gender.training.resume import hydra_subdir, resume_dir
 
 
 def mixed_precision() -> str:

@@ -1,0 +1,183 @@
+"""Predictions of one checkpoint or an ensemble, on the eval photos or on validation people.
+
+``split=eval`` writes the submission (``ImageID,ans`` in ``eval/info.csv`` order) and the
+18 probabilities beside it; ``split=val|oof`` writes predictions in ``val_predictions.csv``'s
+format and their scores, the ensemble's and each member's.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, ListConfig
+
+from mask_age_gender.data.archive import read_eval
+from mask_age_gender.files import write_csv_atomic, write_json_atomic
+from mask_age_gender.models.inference import (
+    CheckpointMismatch,
+    eval_loader,
+    head_name,
+    load_classifier,
+    predict_proba,
+)
+from mask_age_gender.models.metrics import score
+from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.results.ensemble import (
+    combine,
+    find_checkpoints,
+    fold_groups,
+    labelled_photos,
+    validation_photos,
+)
+from mask_age_gender.results.run_reader import PROBABILITIES, prediction_table
+
+log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
+
+
+def check_ensemble(models: dict[str, FaceClassifier], expect: dict[str, Any]) -> None:
+    """Refuse checkpoints whose labels differ from each other or from what the user asked."""
+    age_bins = {path: tuple(m.hparams.config["data"]["age_bins"]) for path, m in models.items()}
+    if len(set(age_bins.values())) > 1:
+        raise CheckpointMismatch(f"checkpoints use different data.age_bins: {age_bins}")
+    for path, module in models.items():
+        trained = {
+            "head": head_name(module),
+            "age_bins": list(age_bins[path]),
+            "image_size": list(module.hparams.config["data"]["image_size"]),
+        }
+        for key, wanted in expect.items():
+            if wanted is not None and list_or_value(wanted) != trained[key]:
+                raise CheckpointMismatch(
+                    f"checkpoint {path} was trained with {key}={trained[key]}; "
+                    f"this prediction asks {key}={list_or_value(wanted)}"
+                )
+
+
+def list_or_value(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple, ListConfig)) else value
+
+
+def load_models(cfg: DictConfig, device: torch.device) -> dict[str, FaceClassifier]:
+    """The checkpoints of ``ckpt=PATH|[A,B,…]`` or ``ckpt_dir=DIR``, by path, each with the
+    memory format (and compilation) it trained with, as the run's own predictions had."""
+    if (cfg.ckpt is None) == (cfg.ckpt_dir is None):
+        raise ValueError("give ckpt=PATH (or ckpt=[A,B,…]) or ckpt_dir=DIR, one of them")
+    if cfg.ckpt_dir is not None:
+        paths = [str(p) for p in find_checkpoints(cfg.ckpt_dir)]
+    else:
+        paths = [str(c) for c in (cfg.ckpt if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt])]
+    models = {path: load_classifier(path) for path in paths}
+    for module in models.values():
+        module.apply_runtime_options(on_gpu=device.type == "cuda")
+    check_ensemble(models, dict(cfg.expect))
+    log.info("%d checkpoint(s), ensemble=%s, tta=%s", len(models), cfg.ensemble, cfg.tta)
+    return models
+
+
+def predict_archive(cfg: DictConfig) -> pd.DataFrame:
+    """Predict what ``cfg.split`` names and write it; returns the table written."""
+    device = torch.device(cfg.device if cfg.device != "auto" else _best_device())
+    models = load_models(cfg, device)
+    if cfg.split == "eval":
+        return predict_eval(cfg, models, device)
+    if cfg.split in ("val", "oof"):
+        return predict_folds(cfg, models, device)
+    raise ValueError(f"split must be eval, val or oof, got {cfg.split!r}")
+
+
+def ensemble_proba(
+    cfg: DictConfig, models: dict[str, FaceClassifier], paths: list[str], device: torch.device
+) -> list[np.ndarray]:
+    """Each model's N × 18 probabilities of the photos, through its own transform."""
+    out = []
+    for path, module in models.items():
+        loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers)
+        out.append(predict_proba(module.to(device), loader, cfg.tta, desc=Path(path).name))
+    return out
+
+
+def predict_eval(
+    cfg: DictConfig, models: dict[str, FaceClassifier], device: torch.device
+) -> pd.DataFrame:
+    """The submission for ``eval/info.csv`` and, beside it, the probabilities behind it."""
+    root = Path(cfg.data.root or Path(cfg.paths.data_dir) / "archive").expanduser().resolve()
+    table = read_eval(root, cfg.data.verify_images)
+    if table is None:
+        raise FileNotFoundError(f"no eval/ folder under {root}: nothing to predict")
+    members = ensemble_proba(cfg, models, list(table["path"]), device)
+    labels, probs = combine(members, cfg.ensemble)
+    submission = pd.DataFrame({"ImageID": table["image_id"], "ans": labels})
+    if len(submission) != len(table) or not submission["ImageID"].equals(table["image_id"]):
+        raise RuntimeError("predictions do not line up with eval/info.csv; nothing written")
+    output = Path(cfg.output or "submission.csv")
+    columns = pd.DataFrame(probs.round(6), columns=PROBABILITIES)
+    write_csv_atomic(
+        Path(cfg.probabilities or output.with_name("probabilities.csv")),
+        pd.concat([table[["image_id"]].rename(columns={"image_id": "ImageID"}), columns], axis=1),
+    )
+    write_csv_atomic(output, submission)
+    log.info("wrote %d predictions to %s", len(submission), output.resolve())
+    return submission
+
+
+def predict_folds(
+    cfg: DictConfig, models: dict[str, FaceClassifier], device: torch.device
+) -> pd.DataFrame:
+    """Predictions for the people the checkpoints validated on: one fold (``split=val``) or
+    each checkpoint its own fold (``split=oof``), with the scores of ensemble and members."""
+    groups = fold_groups(models, cfg.split)  # one archive and split for all: read it once
+    labelled = labelled_photos(next(iter(models.values())), cfg.data.root)
+    people = int(labelled["person"].nunique())
+    tables, folds, members = [], {}, {}
+    for fold, paths in sorted(groups.items()):
+        val = validation_photos(labelled, models[paths[0]])
+        fold_models = {path: models[path] for path in paths}
+        member_probs = ensemble_proba(cfg, fold_models, list(val["path"]), device)
+        truth = val["label"].to_numpy()
+        for path, probs in zip(paths, member_probs, strict=True):
+            members[path] = {"fold": fold, **rounded(score(probs.argmax(axis=1), truth))}
+        labels, probs = combine(member_probs, cfg.ensemble)
+        folds[fold] = rounded(score(labels, truth))
+        tables.append(prediction_table(val, labels, probs).assign(fold=fold))
+    table = pd.concat(tables, ignore_index=True)
+    result = {
+        "split": cfg.split,
+        "ensemble": cfg.ensemble,
+        "tta": cfg.tta,
+        "checkpoints": len(models),
+        **rounded(score(table["pred"].to_numpy(), table["true"].to_numpy())),
+        "photos": len(table),
+        "people": int(table["person"].nunique()),
+        "people_in_archive": people,
+        "best_member_f1": max(m["f1"] for m in members.values()),
+        "folds": folds,
+        "members": members,
+    }
+    output = Path(cfg.output or f"{'val_ensemble' if cfg.split == 'val' else 'oof'}.csv")
+    write_csv_atomic(output, table)
+    write_json_atomic(output.with_suffix(".json"), result)
+    log.info(
+        "%s: macro F1 %.4f over %d photos of %d of %d people (best member %.4f); wrote %s",
+        cfg.split,
+        result["f1"],
+        len(table),
+        result["people"],
+        people,
+        result["best_member_f1"],
+        output.resolve(),
+    )
+    return table
+
+
+def rounded(values: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, 6) for name, value in values.items()}
+
+
+def _best_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"

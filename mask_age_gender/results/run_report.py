@@ -1,0 +1,127 @@
+"""A run's error analysis written into its folder: ``report.md``, ``errors.json`` and the PNGs
+named in ``plots.FIGURES``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mask_age_gender.files import write_json_atomic, write_text_atomic
+from mask_age_gender.results import plots
+from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
+
+REPORT = "report.md"
+ERRORS = "errors.json"
+MISSING = "-"  # how a missing value shows in a Markdown table
+
+
+def write_error_analysis(run_dir: Path, boundary_years: int = 3) -> dict[str, Any]:
+    """Write ``report.md``, ``errors.json`` and the PNGs of the error analysis into a run.
+
+    Returns the content of ``errors.json``.
+    """
+    run_dir = Path(run_dir)
+    run = analyse_run(run_dir, boundary_years)
+    for name, figure in plots.run_figures(run).items():
+        plots.save_png(figure, run_dir / name)
+    errors = errors_json(run, files=list(plots.FIGURES))
+    write_json_atomic(run_dir / ERRORS, errors)
+    write_text_atomic(run_dir / REPORT, report_markdown(run, list(plots.FIGURES)))
+    return errors
+
+
+def errors_json(run: RunAnalysis, files: list[str], gallery: int = 16) -> dict[str, Any]:
+    """The numbers of the analysis as plain JSON: scores, taxonomy, tables, file names."""
+    confident = run.mistakes.head(gallery)
+    columns = ["path", "person", "age", "true", "pred", "confidence", "category"]
+    return {
+        "run": str(run.run_dir) if run.run_dir else None,
+        "age_bins": list(run.age_bins),
+        "boundary_years": run.boundary_years,
+        "people": int(run.predictions["person"].nunique()),
+        "scores": {name: round(value, 6) for name, value in run.scores.items()},
+        "taxonomy": run.taxonomy,
+        "per_class": run.per_class.to_dict(orient="records"),
+        "by_age": run.by_age.to_dict(orient="records"),
+        "suspects": run.suspects.to_dict(orient="records"),
+        "confident_mistakes": confident[columns].to_dict(orient="records"),
+        "files": files,
+    }
+
+
+def report_markdown(run: RunAnalysis, figures: list[str]) -> str:
+    """``report.md``: scores, training, taxonomy, takeaways, per-class table, suspects, plots."""
+    title = run.run_dir.name if run.run_dir else "validation predictions"
+    taxonomy = run.taxonomy
+    low, high = run.age_bins
+    lines = [
+        f"# Error analysis: {title}",
+        "",
+        f"{taxonomy['photos']} validation photos of {run.predictions['person'].nunique()} "
+        f"people, {taxonomy['mistakes']} mistakes. Age groups: young <{low}, middle "
+        f"{low}–{high - 1}, old ≥{high}.",
+        "",
+        "## Scores",
+        "",
+        pd.DataFrame([run.scores]).round(4).to_markdown(index=False, missingval=MISSING),
+        *training_lines(run.summary),
+        "## Error taxonomy",
+        "",
+        f"Each mistake counted once, under its first category (age boundary: adjacent groups, "
+        f"age within {run.boundary_years} years of {low} or {high}).",
+        "",
+        taxonomy_table(run).to_markdown(index=False, missingval=MISSING),
+        "",
+        "## Takeaways",
+        "",
+        *takeaways(run),
+        "",
+        "## Per class",
+        "",
+        run.per_class.to_markdown(index=False, missingval=MISSING),
+        "",
+        "## Label suspects",
+        "",
+        "People whose photos are predicted with another gender or age group than their label on "
+        "most of them: candidates for label noise.",
+        "",
+        run.suspects.to_markdown(index=False, missingval=MISSING) if len(run.suspects) else "None.",
+        "",
+        "## Plots",
+        "",
+        *[f"![{Path(name).stem}]({name})" for name in figures],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def training_lines(summary: dict[str, Any]) -> list[str]:
+    """The training section of the report, from ``summary.json`` (empty without one)."""
+    if not summary:
+        return [""]
+    keys = ["best_epoch", "epochs_run", "train_loss", "train_acc", "train_f1", "val_loss"]
+    keys += ["seconds", "best_ckpt"]
+    values = {key: summary.get(key) for key in keys}
+    table = pd.DataFrame([values]).round(4)
+    return ["", "## Training", "", table.to_markdown(index=False, missingval=MISSING), ""]
+
+
+def takeaways(run: RunAnalysis) -> list[str]:
+    """A few generated sentences: the largest error source, the weakest classes, suspects."""
+    taxonomy = run.taxonomy
+    if not taxonomy["mistakes"]:
+        return ["- No mistakes on validation."]
+    name, entry = max(taxonomy["categories"].items(), key=lambda item: item[1]["count"])
+    lines = [
+        f"- Largest error source: {name}, {entry['count']} of {taxonomy['mistakes']} mistakes "
+        f"({entry['share']:.0%})."
+    ]
+    present = run.per_class[run.per_class["support"] > 0].nsmallest(3, "f1")
+    weakest = ", ".join(
+        f"{r.name} (F1 {r.f1:.2f}, {r.support} photos)" for r in present.itertuples()
+    )
+    lines.append(f"- Weakest classes: {weakest}.")
+    if len(run.suspects):
+        lines.append(f"- {run.suspects['person'].nunique()} people with a disputed label.")
+    return lines

@@ -1,0 +1,64 @@
+"""The parts of a training run built from its config: data module, callbacks, run choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+
+from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.models.module import backbone_normalization
+from mask_age_gender.training.ema import EMA
+
+
+class DataNotFound(FileNotFoundError):
+    """No archive where ``data.root`` points."""
+
+
+def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
+    """Read, check and split the archive; record in ``config`` what the data decided
+    (input normalisation, class weights) so the checkpoint carries it to ``predict``."""
+    data = config["data"]
+    if data.get("mean") is None or data.get("std") is None:
+        data["mean"], data["std"] = backbone_normalization(config["model"])
+    datamodule: FaceDataModule = instantiate(
+        {**data, "transform": config["transform"]}, _recursive_=False
+    )
+    datamodule.setup("fit")  # every archive problem surfaces here, before anything is written
+    data["mean"], data["std"] = list(datamodule.mean), list(datamodule.std)
+    data["root"] = str(datamodule.root)  # absolute: `predict split=val` finds the same people
+    if data.get("label_overrides"):
+        data["label_overrides"] = str(Path(data["label_overrides"]).resolve())
+    if config["loss"].get("class_weights") == "inverse_frequency":
+        tasks = instantiate(config["head"])(in_features=1).tasks
+        config["loss"]["class_weights"] = datamodule.class_weights(tasks)
+    return datamodule
+
+
+def build_callbacks(options: dict[str, Any]) -> list[pl.Callback]:
+    """Every callback config with a ``_target_``; ``ema: true`` adds weight averaging."""
+    callbacks = [instantiate(c) for c in options.values() if isinstance(c, dict) and c]
+    if options.get("ema"):
+        # validation, checkpoints and predictions all use the averaged weights
+        callbacks.append(EMA(decay=options.get("ema_decay", 0.999)))
+    return callbacks
+
+
+def check_archive_exists(root: Path) -> None:
+    if not (root / "train" / "train.csv").is_file():
+        raise DataNotFound(
+            f"no archive at data.root={root.resolve()}: expected train/train.csv and "
+            "train/images/ there (eval/ optional). Point data.root=DIR at the competition "
+            "archive, or run `make train` to train the demo on a generated synthetic archive."
+        )
+
+
+def hydra_choices() -> dict[str, str | None]:
+    """The option chosen in each config group (model, head, loss, …), for the ledger."""
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {group: option for group, option in choices.items() if not group.startswith("hydra")}

@@ -1,0 +1,128 @@
+"""Resuming a run: its checkpoint, its first start's config, the metrics it had logged."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from mask_age_gender.files import (
+    METRICS,
+    write_csv_atomic,
+)
+from mask_age_gender.training.status import LAST_CKPT
+
+log = logging.getLogger(__name__)
+
+
+# Config keys a resumed run may change: where things are, how long to go on, what is logged.
+RESUMABLE_CHANGES = (
+    "resume", "ckpt_path", "paths.", "data.root", "data.num_workers", "data.cache_dir",
+    "data.cache", "data.cache_max_gb", "data.normalize_on", "data.pin_memory",
+    "trainer.max_epochs", "trainer.max_time", "trainer.log_every_n_steps",
+    "trainer.enable_progress_bar", "logger.", "callbacks.progress_bar.", "callbacks.checkpoint.",
+    "callbacks.early_stopping.patience", "callbacks.lr_monitor.", "model.compile",
+    "model.channels_last",
+)  # fmt: skip
+
+
+class ResumeRefused(ValueError):
+    """A resume whose config would change the experiment."""
+
+
+def resume_dir(resume: str | None, ckpt_path: str | None, default: str) -> str:
+    """``hydra.run.dir``: the run being resumed (``resume=DIR``, or the run directory holding
+    ``ckpt_path=DIR/checkpoints/X.ckpt``), else a new one."""
+    if resume:
+        return str(resume)
+    if ckpt_path and Path(ckpt_path).parent.name == "checkpoints":
+        return str(Path(ckpt_path).parent.parent)
+    return default
+
+
+def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str:
+    """``hydra.output_subdir``: a resumed run keeps the ``.hydra/`` of its first start (the
+    record of the experiment) and writes the resuming command's beside it."""
+    return ".hydra" if resume_dir(resume, ckpt_path, "") == "" else ".hydra-resumed"
+
+
+def restore_config(cfg: DictConfig) -> DictConfig:
+    """For ``resume=DIR`` (or ``ckpt_path=DIR/checkpoints/…``): the config the run started
+    with, composed again from its ``.hydra/overrides.yaml`` with this command's overrides on
+    top, so ``resume=DIR`` alone continues the same experiment. Other runs: ``cfg`` as is."""
+    run = resume_dir(cfg.get("resume"), cfg.get("ckpt_path"), "")
+    first = Path(run) / ".hydra" / "overrides.yaml"
+    if not run or not first.is_file() or not HydraConfig.initialized():
+        return cfg
+    now = list(HydraConfig.get().overrides.task)
+    given = {override_key(o) for o in now}
+    saved = [o for o in OmegaConf.load(first) if override_key(o) not in given]
+    log.info("resuming %s with its first start's overrides: %s", run, " ".join(saved) or "none")
+    return compose(config_name=HydraConfig.get().job.config_name, overrides=saved + now)
+
+
+def override_key(override: str) -> str:
+    """``model`` of ``model=x``, ``trainer.max_epochs`` of ``+trainer.max_epochs=3``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def resume_checkpoint(resume: str | None, ckpt_path: str | None) -> Path | None:
+    """The checkpoint to continue from, or None for a new run."""
+    if not resume and not ckpt_path:
+        return None
+    ckpt = Path(ckpt_path) if ckpt_path else Path(resume) / LAST_CKPT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"nothing to resume: {ckpt} not found")
+    return ckpt
+
+
+def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume with a config that changes the experiment the checkpoint belongs to."""
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    before = flatten(saved["hyper_parameters"]["config"])
+    now = flatten(config)
+    changed = [
+        f"  {key}: {before.get(key, '-')!r} in the checkpoint, {now.get(key, '-')!r} now"
+        for key in sorted(before.keys() | now.keys())
+        if before.get(key) != now.get(key) and not key.startswith(RESUMABLE_CHANGES)
+    ]
+    if changed:
+        raise ResumeRefused(
+            f"cannot resume from {ckpt}: these overrides change the experiment\n"
+            + "\n".join(changed)
+            + "\nstart a new run for them (or drop them to resume)"
+        )
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat |= flatten(value, f"{prefix}{key}.")
+    return flat
+
+
+def earlier_metrics(run_dir: Path, resumed_from: Path | None) -> pd.DataFrame | None:
+    """The ``metrics.csv`` rows a resumed run had, read before the CSV logger (which starts
+    the file afresh in a folder it finds used) deletes them."""
+    path = run_dir / METRICS
+    return pd.read_csv(path) if resumed_from is not None and path.is_file() else None
+
+
+def restore_metrics(run_dir: Path, earlier: pd.DataFrame | None) -> None:
+    """Put back the rows of the epochs before the first one the resumed run logged itself."""
+    if earlier is None or earlier.empty:
+        return
+    path = run_dir / METRICS
+    now = pd.read_csv(path) if path.is_file() else earlier.iloc[:0]
+    first = now["epoch"].min() if len(now) else np.inf
+    rows = pd.concat([earlier[earlier["epoch"] < first], now], ignore_index=True)
+    write_csv_atomic(path, rows)
