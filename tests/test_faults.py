@@ -69,7 +69,7 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
 ) -> None:
     overrides = [
         *TINY, f"data.root={archive}", "trainer.max_epochs=3",
-        "callbacks.checkpoint.every_n_train_steps=3",
+        "callbacks.periodic_last.every_n_train_steps=3",
     ]  # fmt: skip
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     uninterrupted = subprocess.Popen(
@@ -116,7 +116,7 @@ def test_sigterm_and_ctrl_c_save_last_ckpt_and_mark_the_run_interrupted(
     archive: Path, tmp_path: Path, stop: signal.Signals
 ) -> None:
     run = tmp_path / "run"
-    overrides = [*TINY, f"data.root={archive}", "callbacks.checkpoint.every_n_train_steps=2"]
+    overrides = [*TINY, f"data.root={archive}", "callbacks.periodic_last.every_n_train_steps=2"]
     process = subprocess.Popen(
         app(*overrides, f"hydra.run.dir={run}"), cwd=ROOT, env=ENV,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -11,7 +11,6 @@ from hydra.utils import instantiate
 
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.models.module import backbone_normalization
-from mask_age_gender.training.ema import EMA
 
 
 class DataNotFound(FileNotFoundError):
@@ -39,12 +38,9 @@ def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
 
 
 def build_callbacks(options: dict[str, Any]) -> list[pl.Callback]:
-    """Every callback config with a ``_target_``; ``ema: true`` adds weight averaging."""
-    callbacks = [instantiate(c) for c in options.values() if isinstance(c, dict) and c]
-    if options.get("ema"):
-        # validation, checkpoints and predictions all use the averaged weights
-        callbacks.append(EMA(decay=options.get("ema_decay", 0.999)))
-    return callbacks
+    """Every callback config with a ``_target_`` (``callbacks/ema=on`` among them); entries set
+    to null (``callbacks.progress_bar=null``) or empty (``callbacks/ema=none``) add nothing."""
+    return [instantiate(c) for c in options.values() if isinstance(c, dict) and c]
 
 
 def check_archive_exists(root: Path) -> None:

@@ -1,4 +1,5 @@
-"""Exponential moving average of the weights, with the usual warm-up of the decay.
+"""Exponential moving average of the weights, with the usual warm-up of the decay
+(``callbacks/ema=on``, ``callbacks.ema.decay=…``: conf/callbacks/ema/on.yaml).
 
 Lightning's ``EMAWeightAveraging`` uses a fixed decay: at 0.999 the average remembers ~1000
 steps, so a run of a few hundred steps validates weights close to the random initial ones.
@@ -23,7 +24,7 @@ def warmup_decay(decay: float, updates: int) -> float:
 def ema_update(decay: float) -> Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]:
     """``AveragedModel``'s ``avg_fn``: one EMA step, given how many updates came before."""
     if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"callbacks.ema_decay={decay} must be in [0, 1]")
+        raise ValueError(f"callbacks.ema.decay={decay} must be in [0, 1]")
 
     @torch.no_grad()
     def average(ema: torch.Tensor, current: torch.Tensor, updates: Any) -> torch.Tensor:

@@ -27,7 +27,7 @@ RESUMABLE_CHANGES = (
     "resume", "ckpt_path", "paths.", "data.root", "data.num_workers", "data.cache_dir",
     "data.cache", "data.cache_max_gb", "data.normalize_on", "data.pin_memory",
     "trainer.max_epochs", "trainer.max_time", "trainer.log_every_n_steps",
-    "trainer.enable_progress_bar", "logger.", "callbacks.progress_bar.", "callbacks.checkpoint.",
+    "trainer.enable_progress_bar", "logger.", "callbacks.progress_bar.", "callbacks.periodic_last.",
     "callbacks.early_stopping.patience", "callbacks.lr_monitor.", "model.compile",
     "model.channels_last",
 )  # fmt: skip
