@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -33,7 +32,6 @@ from mask_age_gender.training.resume import (
 from mask_age_gender.training.status import NotEnoughRoom
 
 from .conftest import ROOT, TINY
-from .test_predict import RunsCode
 
 TIMINGS = {"seconds", "fit_images_per_s"}
 STEPS_PER_EPOCH = 10  # 161 training photos of the tiny archive in batches of 16, last dropped
@@ -217,45 +215,3 @@ def test_a_resumed_run_continues_in_its_own_directory() -> None:
     assert resume_dir(None, None, "new") == "new"
     assert hydra_subdir("runs/a", None) == hydra_subdir(None, "runs/b/checkpoints/x.ckpt")
     assert hydra_subdir(None, None) == ".hydra" != hydra_subdir("runs/a", None)
-
-
-def test_the_code_running_checkpoint_payload_is_live(tmp_path: Path, monkeypatch) -> None:
-    """The checkpoint ``predict`` refuses (tests/test_predict.py) would really run code."""
-    monkeypatch.chdir(tmp_path)
-    pickle.loads(pickle.dumps({"state_dict": RunsCode()}))
-    assert (tmp_path / "pwned").exists()
-
-
-BLOCK_NETWORK = """
-import runpy, socket, sys
-
-def refuse(self, address, *args, **kwargs):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        raise OSError(f"network blocked by the test: connect to {address}")
-    return connect(self, address, *args, **kwargs)
-
-connect = socket.socket.connect
-socket.socket.connect = refuse
-socket.socket.connect_ex = refuse
-sys.argv = sys.argv[1:]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-"""
-
-
-@pytest.mark.slow
-def test_train_and_predict_need_no_network(archive: Path, tmp_path: Path) -> None:
-    wrapper = tmp_path / "offline.py"
-    wrapper.write_text(BLOCK_NETWORK)
-    run = tmp_path / "run"
-    overrides = [*TINY, f"data.root={archive}", "trainer=debug", f"hydra.run.dir={run}"]
-    command = [sys.executable, str(wrapper), "mask_age_gender.train", *overrides]
-    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    output = tmp_path / "submission.csv"
-    command = [sys.executable, str(wrapper), "mask_age_gender.predict"]
-    command += [f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"data.root={archive}"]
-    result = subprocess.run(
-        [*command, f"output={output}"], cwd=tmp_path, env=ENV, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert pd.read_csv(output).equals(pd.read_csv(run / "submission.csv"))
