@@ -1,0 +1,75 @@
+"""Training and prediction with the default model and its bundled ImageNet weights, with
+sockets blocked: nothing is downloaded, and the weights trained are the bundled ones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mask_age_gender.models.backbone import package_state_dict
+
+from .conftest import ROOT, TINY
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+BLOCK_NETWORK = """
+import runpy, socket, sys
+
+def refuse(self, address, *args, **kwargs):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        raise OSError(f"network blocked by the test: connect to {address}")
+    return connect(self, address, *args, **kwargs)
+
+connect = socket.socket.connect
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+PROBE = "import socket; socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
+
+
+def offline(wrapper: Path, module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(wrapper), module, *args]
+    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_default_model_trains_and_predicts_offline_from_its_bundled_weights(
+    archive: Path, tmp_path: Path
+) -> None:
+    wrapper = tmp_path / "offline.py"
+    wrapper.write_text(BLOCK_NETWORK)
+    (tmp_path / "probe.py").write_text(PROBE)
+    blocked = offline(wrapper, "probe", cwd=tmp_path)  # the wrapper does block connections
+    assert blocked.returncode != 0 and "network blocked by the test" in blocked.stderr
+
+    run = tmp_path / "run"
+    overrides = [*TINY, "model=efficientnet_lite0", f"data.root={archive}", "trainer=debug"]
+    result = offline(wrapper, "mask_age_gender.train", *overrides, f"hydra.run.dir={run}", cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = run / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    config = checkpoint["hyper_parameters"]["config"]
+    assert config["model"]["name"] == "tf_efficientnet_lite0"
+    # AdamW moves a weight by at most about lr per step (its update is m/sqrt(v) ≤ 1 times the
+    # rate, plus the decay term); 2 steps from random init would be far off the bundled weights
+    steps, lr = checkpoint["global_step"], config["optimizer"]["lr"]
+    assert steps == 2
+    bundled = package_state_dict()
+    trained = {k: v for k, v in bundled.items() if not k.startswith("classifier.")}
+    trained = {k: v for k, v in trained.items() if v.is_floating_point() and "running_" not in k}
+    for name, weights in trained.items():
+        moved = (checkpoint["state_dict"][f"backbone.{name}"] - weights).abs().max().item()
+        assert moved <= steps * lr * 1.1, name
+
+    output = tmp_path / "submission.csv"
+    args = [f"ckpt={best}", f"data.root={archive}", f"output={output}"]
+    result = offline(wrapper, "mask_age_gender.predict", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert pd.read_csv(output).equals(pd.read_csv(run / "submission.csv"))
