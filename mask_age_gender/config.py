@@ -1,13 +1,17 @@
-"""The apps' configs composed outside the apps (tests, the benchmark), as Hydra would see them."""
+"""The apps' configs composed outside the apps (tests, the benchmark), as Hydra would see them,
+and the helpers that read configs and their Hydra choices the same way wherever they are read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, ListConfig, open_dict
 
 CONF = Path(__file__).resolve().parents[1] / "conf"  # the apps' config folder
 
@@ -23,3 +27,20 @@ def compose_config(overrides: list[str], output_dir: Path, name: str = "train") 
         cfg.paths.output_dir = str(output_dir)
         del cfg["hydra"]
     return cfg
+
+
+def flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as ``{"optimizer.lr": 0.001, …}``: nested keys joined by dots, lists kept as
+    values, empty sections left out."""
+    return pd.json_normalize(dict(config), sep=".").to_dict(orient="records")[0] if config else {}
+
+
+def app_choices(choices: Mapping[str, Any]) -> dict[str, Any]:
+    """The option chosen in each of the apps' config groups (model, head, loss, …), from Hydra's
+    runtime choices, without Hydra's own groups (``hydra/launcher``, …)."""
+    return {key: value for key, value in choices.items() if not str(key).startswith("hydra")}
+
+
+def list_or_value(value: Any) -> Any:
+    """A list, tuple or ``ListConfig`` as a plain list (so they compare equal); others as is."""
+    return list(value) if isinstance(value, list | tuple | ListConfig) else value

@@ -17,7 +17,6 @@ from typing import Any
 
 import hydra
 import numpy as np
-import pandas as pd
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -31,6 +30,7 @@ from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.models.inference import predict_proba
 from mask_age_gender.models.metrics import score
 from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.results.prediction import write_submission
 from mask_age_gender.results.run_reader import epoch_history, prediction_table
 from mask_age_gender.results.run_report import write_error_analysis
 from mask_age_gender.training import resolvers  # noqa: F401  (registers ${mixed_precision:})
@@ -118,10 +118,8 @@ def write_results(
     eval_loader = datamodule.eval_dataloader()
     if eval_loader is not None:
         eval_probs = predict_proba(module, eval_loader, desc="eval predictions")
-        submission = pd.DataFrame(
-            {"ImageID": datamodule.eval_table["image_id"], "ans": eval_probs.argmax(axis=1)}
-        )
-        write_csv_atomic(run_dir / "submission.csv", submission)
+        labels = eval_probs.argmax(axis=1)
+        write_submission(run_dir / "submission.csv", datamodule.eval_table["image_id"], labels)
     history = epoch_history(run_dir / "metrics.csv")
     best_epoch = int(history["val/f1"].idxmax())
     at_best = history.loc[best_epoch]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 
+from mask_age_gender.config import list_or_value
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.models.module import FaceClassifier
@@ -53,7 +54,7 @@ def find_checkpoints(directory: str | Path) -> list[Path]:
 def split_of(module: FaceClassifier) -> tuple[dict[str, Any], int]:
     """How a checkpoint's people were split (archive, folds, seed…) and its validation fold."""
     data = module.hparams.config["data"]
-    key = {name: _plain(data.get(name)) for name in SPLIT_KEYS}
+    key = {name: list_or_value(data.get(name)) for name in SPLIT_KEYS}
     return key, int(data["fold"])
 
 
@@ -72,10 +73,6 @@ def validation_photos(table: pd.DataFrame, module: FaceClassifier) -> pd.DataFra
     """The photos of the people a checkpoint validated on, split as in its training."""
     data = module.hparams.config["data"]
     return split_by_person(table, data["n_folds"], data["fold"], data["seed"])[1]
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def fold_groups(models: dict[str, FaceClassifier], split: str) -> dict[int, list[str]]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mask_age_gender.config import flatten_config
 from mask_age_gender.files import PREDICTIONS, write_csv_atomic, write_text_atomic
 from mask_age_gender.results.error_analysis import CATEGORIES, analyse
 from mask_age_gender.results.run_reader import (
@@ -128,7 +129,7 @@ def taxonomy_counts(run_dir: Path) -> dict[str, int]:
 
 def flat_config(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The config as ``{"optimizer.lr": 0.001, …}``, without the keys naming the run's own paths."""
-    flat = pd.json_normalize(config, sep=".").to_dict(orient="records")[0] if config else {}
+    flat = flatten_config(config)
     own = str(run_dir.resolve())
     return {
         key: json.dumps(value) if isinstance(value, list | dict) else value

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, ListConfig
 
+from mask_age_gender.config import list_or_value
 from mask_age_gender.data.archive import read_eval
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
 from mask_age_gender.models.inference import (
@@ -37,7 +38,6 @@ from mask_age_gender.results.ensemble import (
 from mask_age_gender.results.run_reader import PROBABILITIES, prediction_table
 
 log = logging.getLogger(__name__)
-log = logging.getLogger(__name__)
 
 
 def check_ensemble(models: dict[str, FaceClassifier], expect: dict[str, Any]) -> None:
@@ -57,10 +57,6 @@ def check_ensemble(models: dict[str, FaceClassifier], expect: dict[str, Any]) ->
                     f"checkpoint {path} was trained with {key}={trained[key]}; "
                     f"this prediction asks {key}={list_or_value(wanted)}"
                 )
-
-
-def list_or_value(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple, ListConfig)) else value
 
 
 def load_models(cfg: DictConfig, device: torch.device) -> dict[str, FaceClassifier]:
@@ -112,17 +108,23 @@ def predict_eval(
         raise FileNotFoundError(f"no eval/ folder under {root}: nothing to predict")
     members = ensemble_proba(cfg, models, list(table["path"]), device)
     labels, probs = combine(members, cfg.ensemble)
-    submission = pd.DataFrame({"ImageID": table["image_id"], "ans": labels})
-    if len(submission) != len(table) or not submission["ImageID"].equals(table["image_id"]):
-        raise RuntimeError("predictions do not line up with eval/info.csv; nothing written")
     output = Path(cfg.output or "submission.csv")
+    submission = write_submission(output, table["image_id"], labels)
     columns = pd.DataFrame(probs.round(6), columns=PROBABILITIES)
     write_csv_atomic(
         Path(cfg.probabilities or output.with_name("probabilities.csv")),
         pd.concat([table[["image_id"]].rename(columns={"image_id": "ImageID"}), columns], axis=1),
     )
-    write_csv_atomic(output, submission)
     log.info("wrote %d predictions to %s", len(submission), output.resolve())
+    return submission
+
+
+def write_submission(path: Path, image_ids: pd.Series, labels: np.ndarray) -> pd.DataFrame:
+    """The submission: ``ImageID,ans``, one row per eval photo in ``eval/info.csv`` order."""
+    if len(labels) != len(image_ids):
+        raise RuntimeError("predictions do not line up with eval/info.csv; nothing written")
+    submission = pd.DataFrame({"ImageID": image_ids, "ans": labels})
+    write_csv_atomic(path, submission)
     return submission
 
 

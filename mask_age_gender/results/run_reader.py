@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
-from mask_age_gender.config import CONF
+from mask_age_gender.config import CONF, app_choices
 from mask_age_gender.files import METRICS, SUMMARY
 from mask_age_gender.labels import DEFAULT_AGE_BINS, NUM_CLASSES, check_age_bins
 
@@ -123,7 +123,7 @@ def group_choices(run_dir: Path, summary: dict[str, Any] | None = None) -> dict[
         summary = read_summary(run_dir) if summary is None else summary
         groups = {folder.name for folder in CONF.iterdir() if folder.is_dir()}
         choices = {key: value for key, value in summary.items() if key in groups}
-    return {key: value for key, value in choices.items() if not str(key).startswith("hydra")}
+    return app_choices(choices)
 
 
 def run_age_bins(run_dir: Path) -> tuple[int, int]:

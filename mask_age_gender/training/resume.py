@@ -13,6 +13,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from mask_age_gender.config import flatten_config
 from mask_age_gender.files import (
     METRICS,
     write_csv_atomic,
@@ -86,8 +87,8 @@ def resume_checkpoint(resume: str | None, ckpt_path: str | None) -> Path | None:
 def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:
     """Refuse to resume with a config that changes the experiment the checkpoint belongs to."""
     saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    before = flatten(saved["hyper_parameters"]["config"])
-    now = flatten(config)
+    before = flatten_config(saved["hyper_parameters"]["config"])
+    now = flatten_config(config)
     changed = [
         f"  {key}: {before.get(key, '-')!r} in the checkpoint, {now.get(key, '-')!r} now"
         for key in sorted(before.keys() | now.keys())
@@ -99,15 +100,6 @@ def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:
             + "\n".join(changed)
             + "\nstart a new run for them (or drop them to resume)"
         )
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat |= flatten(value, f"{prefix}{key}.")
-    return flat
 
 
 def earlier_metrics(run_dir: Path, resumed_from: Path | None) -> pd.DataFrame | None:
