@@ -61,6 +61,12 @@ def age_group(age, age_bins: Sequence[int] = DEFAULT_AGE_BINS):
     return np.digitize(age, [low, high]) if np.ndim(age) else int(np.digitize(age, [low, high]))
 
 
+def near_threshold(age, threshold, years: int):
+    """Whether an age is within ``years`` of an age threshold t: ``t - years <= age < t +
+    years``, so ``years`` ages on either side (27–32 around 30 for 3); arrays work elementwise."""
+    return (threshold - years <= age) & (age < threshold + years)
+
+
 def encode(mask, gender, age_grp):
     """18-class label from mask state, gender and age group (ints or arrays)."""
     return mask * 6 + gender * 3 + age_grp

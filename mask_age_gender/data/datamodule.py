@@ -21,7 +21,7 @@ from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
 from mask_age_gender.data.transforms import build_transform, normalize_where
 from mask_age_gender.data.workers import default_workers
-from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode
+from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode, near_threshold
 
 SAMPLERS = ("none", "weighted")
 BALANCE_BY = {"class": "label", "age": "age_group"}  # data.sampler_balance → table column
@@ -226,8 +226,8 @@ class FaceDataModule(pl.LightningDataModule):
 
 
 def near_age_boundary(ages: pd.Series, age_bins: Sequence[int], years: int) -> pd.Series:
-    """People within ``years`` of an age threshold t: ``t - years <= age < t + years``."""
+    """People within ``years`` of either age threshold (``labels.near_threshold``)."""
     near = pd.Series(False, index=ages.index)
-    for threshold in age_bins if years > 0 else []:
-        near |= (ages >= threshold - years) & (ages < threshold + years)
+    for threshold in age_bins:
+        near |= near_threshold(ages, threshold, years)
     return near

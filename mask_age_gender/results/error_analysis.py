@@ -31,12 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from torchmetrics.functional.classification import (
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
+from sklearn.metrics import precision_recall_fscore_support
 
 from mask_age_gender.files import PREDICTIONS
 from mask_age_gender.labels import (
@@ -47,6 +42,7 @@ from mask_age_gender.labels import (
     check_age_bins,
     class_name,
     decode,
+    near_threshold,
 )
 from mask_age_gender.models.metrics import score
 from mask_age_gender.results.run_reader import (
@@ -154,7 +150,7 @@ def error_categories(
     true_age, pred_age = table["true_age"].to_numpy(), table["pred_age"].to_numpy()
     threshold = np.asarray(age_bins)[np.clip(np.minimum(true_age, pred_age), 0, 1)]
     age = table["age"].to_numpy()
-    near = (threshold - boundary_years <= age) & (age < threshold + boundary_years)
+    near = near_threshold(age, threshold, boundary_years)
     mask_sum = table["true_mask"].to_numpy() + table["pred_mask"].to_numpy()
     mask_wrong = table["true_mask"] != table["pred_mask"]
     conditions = [table["correct"]]
@@ -182,25 +178,20 @@ def error_taxonomy(table: pd.DataFrame) -> dict[str, Any]:
 
 
 def per_class_scores(table: pd.DataFrame) -> pd.DataFrame:
-    """Precision, recall and F1 of each of the 18 classes (torchmetrics), with counts."""
-    preds = torch.tensor(table["pred"].to_numpy())
-    target = torch.tensor(table["true"].to_numpy())
+    """Precision, recall and F1 of each of the 18 classes (0 where undefined), with counts."""
     classes = np.arange(NUM_CLASSES)
-    scores = {
-        name: metric(preds, target, NUM_CLASSES, average=None).double().numpy().round(4)
-        for name, metric in [
-            ("precision", multiclass_precision),
-            ("recall", multiclass_recall),
-            ("f1", multiclass_f1_score),
-        ]
-    }
+    precision, recall, f1, support = precision_recall_fscore_support(
+        table["true"], table["pred"], labels=classes, zero_division=0
+    )
     return pd.DataFrame(
         {
             "class": classes,
             "name": [class_name(k) for k in classes],
-            "support": np.bincount(table["true"], minlength=NUM_CLASSES),
+            "support": support,
             "predicted": np.bincount(table["pred"], minlength=NUM_CLASSES),
-            **scores,
+            "precision": precision.round(4),
+            "recall": recall.round(4),
+            "f1": f1.round(4),
         }
     )
 
