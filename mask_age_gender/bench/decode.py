@@ -9,18 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision.io
-from PIL import Image
 
-from mask_age_gender.data.dataset import JPEG_SUFFIXES, read_jpeg_opencv
+from mask_age_gender.data.dataset import JPEG_SUFFIXES, read_jpeg_opencv, read_pil
 
 CHECKED = 16  # photos whose pixels are compared with PIL's
 SAME_PIXELS = 1.0  # mean absolute difference (grey levels) still counted as the same image
-
-
-def decode_pil(path: str) -> np.ndarray:
-    """The reference: what the baseline's plain loop does."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 def decode_opencv(path: str) -> np.ndarray:
@@ -40,7 +33,7 @@ def decode_torchvision(path: str) -> np.ndarray:
 
 
 DECODERS: dict[str, Callable[[str], np.ndarray]] = {
-    "pil": decode_pil,
+    "pil": read_pil,  # the reference: what the baseline's plain loop does
     "opencv": decode_opencv,
     "torchvision": decode_torchvision,
 }
@@ -53,7 +46,7 @@ def compare_decoders(paths: Sequence[str], rounds: int = 3) -> dict[str, Any]:
     jpegs = [str(p) for p in paths if str(p).lower().endswith(JPEG_SUFFIXES)]
     if not jpegs:
         return {"photos": 0}
-    reference = [decode_pil(p) for p in jpegs[:CHECKED]]
+    reference = [read_pil(p) for p in jpegs[:CHECKED]]
     best = dict.fromkeys(DECODERS, 0.0)
     with torch.inference_mode():
         for _ in range(rounds):

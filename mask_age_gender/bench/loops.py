@@ -100,6 +100,7 @@ class BaselineDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        # not load_rgb: the baseline's PIL image into torchvision's transforms is what is timed
         image = Image.open(self.paths[index]).convert("RGB")
         return self.transform(image), self.labels[index]
 

@@ -232,7 +232,7 @@ def _verify_images(root: Path, paths: Sequence[str], mode: bool | str) -> list[s
     problems = []
     desc = "decoding photos" if mode == "full" else "checking photo headers"
     for path in tqdm(paths, desc=desc, leave=False, mininterval=1.0):
-        try:
+        try:  # not load_rgb: a header-only check, and PIL's load() refuses truncated JPEGs
             with Image.open(path) as image:
                 if mode == "full":
                     image.load()

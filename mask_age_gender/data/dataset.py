@@ -25,6 +25,12 @@ def read_jpeg_opencv(path: str) -> np.ndarray | None:
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def read_pil(path: str) -> np.ndarray:
+    """PIL's H×W×3 RGB decode of any photo, converting L, RGBA, P, CMYK… to RGB."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def load_rgb(path: str) -> np.ndarray:
     """H×W×3 uint8 RGB array of a photo, converting L, RGBA, P, CMYK… to RGB.
 
@@ -37,8 +43,7 @@ def load_rgb(path: str) -> np.ndarray:
         if image is not None:
             return image
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        return read_pil(path)
     except Exception as err:  # name the photo: a bare worker traceback does not
         raise OSError(f"photo {path} cannot be decoded: {err}") from err
 

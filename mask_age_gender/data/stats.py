@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from mask_age_gender.data.dataset import load_rgb
 from mask_age_gender.files import write_json_atomic
 
 MAX_PHOTOS = 2000  # an evenly spaced sample is plenty for six numbers
@@ -40,8 +41,8 @@ def channel_stats(
     total = np.zeros(3)
     squares = np.zeros(3)
     for path in tqdm(sample, desc="training-set mean/std", leave=False):
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB").resize((width, height)), dtype=np.float64)
+        image = Image.fromarray(load_rgb(path)).resize((width, height))
+        pixels = np.asarray(image, dtype=np.float64)
         pixels = pixels.reshape(-1, 3) / 255.0
         total += pixels.mean(axis=0)
         squares += (pixels**2).mean(axis=0)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
+from mask_age_gender.data.dataset import load_rgb
 from mask_age_gender.files import write_bytes_atomic
 from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, TASKS, attribute_name, class_name
 from mask_age_gender.results.error_analysis import RunAnalysis
@@ -196,12 +197,11 @@ def show_photo(ax, path: str, title: str, fontsize: int) -> None:
 def photo(path: str) -> np.ndarray:
     """A photo as a small RGB array; a grey tile when the file is gone (the archive moved)."""
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL, THUMBNAIL))
-            return np.asarray(image)
+        image = Image.fromarray(load_rgb(path))
     except OSError:
         return np.full((4, 3, 3), 200, dtype=np.uint8)
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    return np.asarray(image)
 
 
 def message_figure(figure: Figure, text: str) -> Figure:
