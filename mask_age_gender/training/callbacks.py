@@ -36,11 +36,11 @@ class SaveOnInterrupt(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         def stop_after_this_batch(signum: int, frame: Any) -> None:
-            if trainer.received_sigterm:  # pressed twice
+            if trainer.received_sigterm or not _handled(signal.SIGTERM):  # twice, or too early
                 raise KeyboardInterrupt
             log.warning("Ctrl-C: stopping after this batch (press again to stop now)")
             record_stop(signal.SIGINT)
-            trainer._signal_connector.received_sigterm = True  # Lightning then stops cleanly
+            signal.raise_signal(signal.SIGTERM)  # Lightning's own handler: it stops cleanly
 
         record_stop(signal.SIGTERM)
         if _is_main_thread():
@@ -65,6 +65,11 @@ class SaveOnInterrupt(pl.Callback):
 
 def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+def _handled(signum: signal.Signals) -> bool:
+    """Whether a handler catches the signal (Lightning's SIGTERM one is set once fit starts)."""
+    return signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN, None)
 
 
 class RandomState(pl.Callback):
