@@ -5,11 +5,7 @@ out-of-fold predictions, as label overrides (``results/label_audit.py``).
     python -m mask_age_gender.labels_audit oof.csv --out suspects.csv
     python -m mask_age_gender.train data.label_overrides=suspects.csv …     # after a look
 
-Suspects: a gender or age group that most of a person's photos are predicted against (as in
-each run's report), and ``normal`` / ``incorrect_mask`` photos that look swapped (the photo
-labelled not worn predicted with a mask, and the one labelled incorrect predicted without).
-An age-group suspect gets the age nearest its label inside the predicted group. Any
-``val_predictions.csv`` works too, but only out-of-fold predictions cover every person.
+Which people are suspects: ``results/label_audit.py``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""People whose labels the models dispute, from out-of-fold predictions, as label overrides.
-
-    python -m mask_age_gender.predict ckpt_dir=KFOLD_SWEEP split=oof        # writes oof.csv
-    python -m mask_age_gender.labels_audit oof.csv --out suspects.csv
-    python -m mask_age_gender.train data.label_overrides=suspects.csv …     # after a look
+"""People whose labels the models dispute, from out-of-fold predictions, as label overrides
+(the command is ``python -m mask_age_gender.labels_audit``).
 
 Suspects: a gender or age group that most of a person's photos are predicted against (as in
 each run's report), and ``normal`` / ``incorrect_mask`` photos that look swapped (the photo
