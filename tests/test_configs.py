@@ -1,14 +1,17 @@
-"""Every option of every config group composes with the rest and resolves."""
+"""Every option of every config group composes with the rest, resolves and sets what its file
+says; schedules give the configured rates, losses replace an experiment's loss whole."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.models.losses import HeadLoss
@@ -18,16 +21,69 @@ from mask_age_gender.training import resolvers
 from .conftest import CONF, compose_config
 
 GROUPS = ["data", "model", "head", "loss", "optimizer", "scheduler", "transform", "trainer"]
-GROUPS += ["logger", "callbacks", "experiment", "mix", "hparams_search"]
+GROUPS += ["logger", "callbacks", "callbacks/ema", "experiment", "mix", "hparams_search"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
+def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": leaf}`` of a nested config; lists and empty mappings are leaves."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix.rstrip("."): tree}
+    return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+
+
+def option_settings(path: str) -> dict[str, Any]:
+    """The values the config file ``conf/PATH.yaml`` sets, as dotted keys of the composed config
+    (``hydra.*`` left out), read from the file and the files its defaults list names."""
+    tree = OmegaConf.to_container(settings_tree(path))
+    return {key: value for key, value in flat(tree).items() if not key.startswith("hydra.")}
+
+
+def settings_tree(path: str) -> DictConfig:
+    """What ``conf/PATH.yaml`` sets, from the global root, with Hydra's precedence: the options
+    it selects or overrides (an override replaces the group's option whole), the configs it
+    includes, its own values at ``_self_`` (else last)."""
+    groups: dict[str, str | None] = {}
+    overrides: dict[str, str | None] = {}
+    parts: list[DictConfig] = []
+
+    def read(path: str) -> None:
+        folder = path.rsplit("/", 1)[0]
+        text = (CONF / f"{path}.yaml").read_text()
+        own = OmegaConf.create(text)
+        entries = list(own.pop("defaults", []))
+        package = "" if "# @package _global_" in text else folder.replace("/", ".")
+        for name in reversed(package.split(".") if package else []):
+            own = OmegaConf.create({name: own})
+        for entry in entries if "_self_" in entries else [*entries, "_self_"]:
+            if entry == "_self_":
+                parts.append(own)
+            elif isinstance(entry, str):  # an include: `- cpu` in trainer/, `- log/common`
+                read(f"{folder}/{entry}")
+            else:
+                ((key, option),) = entry.items()
+                if key.startswith("override /"):
+                    overrides[key.removeprefix("override /")] = option
+                else:
+                    groups[key.removeprefix("/") if key[0] == "/" else f"{folder}/{key}"] = option
+
+    read(path)
+    choices = {g: o for g, o in (groups | overrides).items() if o and not g.startswith("hydra")}
+    return OmegaConf.merge(*(settings_tree(f"{g}/{o}") for g, o in choices.items()), *parts)
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_option_composes_and_resolves(group: str, option: str, tmp_path: Path) -> None:
+def test_option_composes_resolves_and_takes_effect(group: str, option: str, tmp_path: Path) -> None:
+    default = OmegaConf.to_container(compose_config([], tmp_path))
+    default_option = HydraConfig.get().runtime.choices[group]
     cfg = compose_config([f"{group}={option}"], tmp_path)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert config["trainer"]["_target_"] == "pytorch_lightning.Trainer"
-    assert len(config["data"]["image_size"]) == 2
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    composed = flat(OmegaConf.to_container(cfg))
+    settings = option_settings(f"{group}/{option}")
+    assert settings, f"{group}/{option}.yaml sets nothing"
+    assert {key: composed.get(key, "<missing>") for key in settings} == settings
+    # the option changes the default config, unless it is the default's own option
+    assert (OmegaConf.to_container(cfg) == default) == (option == default_option)
 
 
 def test_gpu_trainer_asks_for_mixed_precision(tmp_path: Path) -> None:
@@ -54,24 +110,49 @@ def test_every_transform_gives_the_configured_size(option: str, tmp_path: Path) 
     assert (first == second).all()
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
 @pytest.mark.parametrize("scheduler", [p.stem for p in sorted((CONF / "scheduler").glob("*.yaml"))])
-def test_every_optimizer_and_scheduler_builds_and_steps(scheduler: str, tmp_path: Path) -> None:
+def test_every_optimizer_and_scheduler_gives_the_configured_rates(
+    optimizer: str, scheduler: str, tmp_path: Path
+) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
-    for option in ("adam", "adamw", "sgd"):
-        cfg = compose_config([f"optimizer={option}", f"scheduler={scheduler}"], tmp_path)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        optimizer = build_optimizer(model, config["optimizer"])
-        assert optimizer.defaults["lr"] == cfg.optimizer.lr
-        schedule = build_scheduler(optimizer, config["scheduler"], total_steps=10)
-        if scheduler == "none":
-            assert schedule is None
-            continue
-        for _ in range(10):
-            optimizer.step()
-            if schedule["interval"] == "step":
-                schedule["scheduler"].step()
-        if schedule["interval"] == "epoch":
+    cfg = compose_config([f"optimizer={optimizer}", f"scheduler={scheduler}"], tmp_path)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    built = build_optimizer(model, config["optimizer"])
+    assert type(built).__name__ == cfg.optimizer._target_.rsplit(".", 1)[1]
+    base = cfg.optimizer.lr
+    assert built.defaults["lr"] == base
+    schedule = build_scheduler(built, config["scheduler"], total_steps=10)
+    options = config["scheduler"]["scheduler"]
+    rates = []  # the rate of each of 10 optimizer steps, or after each of 10 epochs
+    for _ in range(10):
+        built.step()
+        if schedule is None:
+            rates.append(built.param_groups[0]["lr"])
+        elif schedule["interval"] == "step":
+            rates.append(built.param_groups[0]["lr"])
+            schedule["scheduler"].step()
+        else:  # an epoch: plateau sees a validation loss that never improves
             schedule["scheduler"].step(*([1.0] if scheduler == "plateau" else []))
+            rates.append(built.param_groups[0]["lr"])
+    if scheduler == "none":
+        expected = [base] * 10
+    elif scheduler == "cosine":  # 1 warm-up step of 10, then down to min_lr_ratio at the end
+        assert rates[0] == pytest.approx(base) and rates == sorted(rates, reverse=True)
+        built.step()
+        rates.append(built.param_groups[0]["lr"])
+        expected = [*rates[:-1], options["min_lr_ratio"] * base]
+    elif scheduler == "onecycle":  # max_lr (the optimizer's lr) after 30 % of the steps
+        peak = round(options["pct_start"] * 10) - 1
+        assert rates.index(max(rates)) == peak
+        expected = [*rates[:peak], base, *rates[peak + 1 : -1], base / 25 / 1e4]
+        assert rates[0] == pytest.approx(base / 25)  # OneCycleLR's div_factor, final_div_factor
+    elif scheduler == "step":  # × gamma every step_size epochs
+        expected = [base * options["gamma"] ** (e // options["step_size"]) for e in range(1, 11)]
+    else:  # plateau: × factor once the loss has not improved for more than `patience` epochs
+        wait = options["patience"] + 1
+        expected = [base * options["factor"] ** ((e - 1) // wait) for e in range(1, 11)]
+    assert rates == pytest.approx(expected)
 
 
 def test_weight_decay_can_spare_norms_and_biases(tmp_path: Path) -> None:
@@ -103,5 +184,11 @@ def test_every_loss_replaces_an_experiments_loss_whole(
 ) -> None:
     cfg = compose_config([f"experiment={experiment}", f"loss={loss}"], tmp_path)
     options = OmegaConf.to_container(cfg.loss, resolve=True)
+    # nothing of the experiment's own loss (label smoothing 0.1) is left over
+    alone = OmegaConf.to_container(compose_config([f"loss={loss}"], tmp_path).loss, resolve=True)
+    assert options == alone
     weights = {"class": [1.0] * 18} if options["class_weights"] else None
-    HeadLoss({"class": 18}, instantiate(options["criterion"]), class_weights=weights)
+    criterion = HeadLoss({"class": 18}, instantiate(options["criterion"]), class_weights=weights)
+    logits, labels = torch.randn(4, 18), torch.tensor([0, 5, 11, 17])
+    value = criterion({"class": logits}, {"class": labels})
+    assert value.ndim == 0 and torch.isfinite(value) and value > 0

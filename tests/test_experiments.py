@@ -11,14 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import f1_score
 from torch.optim.swa_utils import AveragedModel
 
 from mask_age_gender.train import train
 from mask_age_gender.training.ema import ema_update, warmup_decay
 
-from .conftest import CONF, ROOT
+from .conftest import CONF, ROOT, compose_config
+from .test_configs import flat, option_settings
 from .test_train import run_sweep
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -36,6 +38,45 @@ def test_the_log_has_all_eleven_experiments() -> None:
     assert {"demo", "strong"} <= set(EXPERIMENTS)
 
 
+# The experiment log as it was run (all with Adam at a constant rate, patience 5):
+# backbone, head, loss, transform, lr.
+LOG = {
+    "exp01": ("resnet50", "single", "ce", "base", 1e-4),
+    "exp02": ("efficientnet_b0", "single", "ce", "base", 1e-4),
+    "exp03": ("efficientnet_b0", "single", "ce", "exp3", 1e-4),
+    "exp04": ("efficientnet_b0", "single", "ce", "normalize_train_stats", 1e-4),
+    "exp05": ("tf_efficientnet_b7_ns", "single", "ce", "normalize_train_stats", 1e-4),
+    "exp06": ("resnet50", "single", "ce", "normalize_train_stats", 1e-4),
+    "exp07": ("resnet50", "single", "f1", "normalize_train_stats", 1e-5),
+    "exp08": ("resnet50", "single", "ce", "contrast", 1e-4),
+    "exp09": ("resnet50", "single", "ce", "center_crop", 1e-4),
+    "exp10": ("efficientnet_b0", "single", "ce", "center_crop", 5e-6),
+    "exp11": ("resnet50", "multi", "ce", "center_crop", 1e-4),
+}
+GROUPS = ("model", "head", "loss", "transform", "optimizer", "scheduler")
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_an_experiments_own_settings_take_effect(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_config([f"experiment={experiment}"], tmp_path)
+    composed = flat(OmegaConf.to_container(cfg))
+    # the values its file sets, then with those of the options and bases it names
+    own = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
+    own.pop("defaults", None)
+    for settings in (
+        flat(OmegaConf.to_container(own)),
+        option_settings(f"experiment/{experiment}"),
+    ):
+        assert {key: composed.get(key, "<missing>") for key in settings} == settings
+    assert cfg.task_name == experiment
+    if experiment.startswith("exp"):  # and the log's record, against edits of those files
+        *options, lr = LOG[experiment[:5]]
+        choices = HydraConfig.get().runtime.choices
+        assert tuple(choices[group] for group in GROUPS) == (*options, "adam", "none")
+        assert cfg.optimizer.lr == lr and cfg.callbacks.early_stopping.patience == 5
+        assert cfg.data.image_size == [224, 224] and cfg.data.age_bins == [30, 60]
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_trains_a_step(
     train_config: Callable[..., DictConfig], archive: Path, experiment: str
@@ -51,9 +92,13 @@ def test_every_experiment_trains_a_step(
 def test_ema_weights_are_the_ones_validated_and_saved(
     train_config: Callable[..., DictConfig],
 ) -> None:
-    cfg = train_config("callbacks.ema=true", "callbacks.ema_decay=0.5")
+    cfg = train_config("callbacks/ema=on", "callbacks.ema.decay=0.5")
     train(cfg)
     run = Path(cfg.paths.output_dir)
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    averaged, trained = best["state_dict"], best["current_model_state"]  # EMA's swap
+    assert averaged.keys() == trained.keys()
+    assert any(not torch.equal(averaged[k], trained[k]) for k in averaged)
     summary = json.loads((run / "summary.json").read_text())
     history = pd.read_csv(run / "metrics.csv").groupby("epoch")["val/f1"].max()
     preds = pd.read_csv(run / "val_predictions.csv")  # from best.ckpt
@@ -115,5 +160,5 @@ def test_ema_decay_warms_up_so_short_runs_leave_the_initial_weights() -> None:
     assert averaged.module.weight.detach() == pytest.approx(torch.full((1, 3), 1 - kept))
     assert 1 - kept > 0.99  # a fixed 0.999 would have moved 2 % of the way
     assert warmup_decay(0.999, 10**6) == 0.999
-    with pytest.raises(ValueError, match="ema_decay=1.5"):
+    with pytest.raises(ValueError, match=r"callbacks\.ema\.decay=1\.5"):
         ema_update(1.5)
