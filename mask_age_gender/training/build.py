@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
+from mask_age_gender.config import app_choices
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.models.module import backbone_normalization
 
@@ -56,5 +57,4 @@ def hydra_choices() -> dict[str, str | None]:
     """The option chosen in each config group (model, head, loss, …), for the ledger."""
     if not HydraConfig.initialized():
         return {}
-    choices = HydraConfig.get().runtime.choices
-    return {group: option for group, option in choices.items() if not group.startswith("hydra")}
+    return app_choices(HydraConfig.get().runtime.choices)
