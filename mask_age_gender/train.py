@@ -27,7 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
-from mask_age_gender.models.inference import predict_proba
+from mask_age_gender.models.inference import predict_as_trained
 from mask_age_gender.models.metrics import score
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.results.prediction import write_submission
@@ -44,6 +44,7 @@ from mask_age_gender.training.callbacks import AtomicCheckpointIO, run_callbacks
 from mask_age_gender.training.distributed import ddp_job
 from mask_age_gender.training.resume import (
     check_resumable,
+    checkpoint_step,
     earlier_metrics,
     restore_config,
     restore_metrics,
@@ -69,6 +70,7 @@ def train(cfg: DictConfig) -> float:
     datamodule = build_datamodule(config)
     if resumed_from is not None:
         check_resumable(resumed_from, config)
+    start_step = checkpoint_step(resumed_from)  # read now: the fit overwrites last.ckpt
     module = FaceClassifier(config)  # config now holds the normalisation and class weights used
     check_room(run_dir, module)
     callbacks = build_callbacks(config.get("callbacks") or {}) + run_callbacks(run_dir)
@@ -85,9 +87,11 @@ def train(cfg: DictConfig) -> float:
             return float("nan")
         restore_metrics(run_dir, earlier)
         summary = write_results(trainer, module, datamodule, run_dir)
-    # training photos per second of fit, validation passes included
-    seen = trainer.num_training_batches * datamodule.batch_size * summary["epochs_run"]
-    summary["fit_images_per_s"] = round(seen / fit_seconds, 2)
+    # photos this process trained (a resumed run: since its checkpoint) per second of fit,
+    # validation passes included
+    steps = trainer.global_step - start_step
+    summary["fit_images"] = steps * trainer.accumulate_grad_batches * datamodule.batch_size
+    summary["fit_images_per_s"] = round(summary["fit_images"] / fit_seconds, 2)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary |= {"status": "finished", **hydra_choices()}
     if resumed_from is not None:
@@ -106,18 +110,19 @@ def train(cfg: DictConfig) -> float:
 def write_results(
     trainer: pl.Trainer, module: FaceClassifier, datamodule: FaceDataModule, run_dir: Path
 ) -> dict[str, Any]:
-    """Score the best checkpoint on validation, write its predictions and the submission."""
+    """Score the best checkpoint on validation as validation ran (the Trainer's precision and
+    device), write its predictions and the submission."""
     best_ckpt = Path(trainer.checkpoint_callback.best_model_path)
     state = torch.load(best_ckpt, map_location=module.device, weights_only=True)
     module.load_state_dict(state["state_dict"])
     val = datamodule.val_table
     loader = datamodule.val_dataloader(shard=False)  # every photo, whatever the processes
-    probs = predict_proba(module, loader, desc="validation predictions")
+    probs = predict_as_trained(trainer, module, loader)
     preds = probs.argmax(axis=1)
     write_csv_atomic(run_dir / "val_predictions.csv", prediction_table(val, preds, probs))
     eval_loader = datamodule.eval_dataloader()
     if eval_loader is not None:
-        eval_probs = predict_proba(module, eval_loader, desc="eval predictions")
+        eval_probs = predict_as_trained(trainer, module, eval_loader)
         labels = eval_probs.argmax(axis=1)
         write_submission(run_dir / "submission.csv", datamodule.eval_table["image_id"], labels)
     history = epoch_history(run_dir / "metrics.csv")

@@ -22,7 +22,7 @@ from mask_age_gender.training.build import build_datamodule
 
 from .conftest import TINY, compose_config
 
-TIMINGS = {"seconds", "fit_images_per_s", "cache_gb"}
+TIMINGS = {"seconds", "fit_images_per_s", "fit_images", "cache_gb"}  # differ by run
 # random augmentation, a weighted sampler and 2 epochs of 4 batches: what workers could change
 RUN = ["transform=light", "data.sampler=weighted", "+trainer.limit_train_batches=4"]
 

@@ -1,4 +1,6 @@
-"""A checkpoint back as a model, and its class probabilities for photos.
+"""A checkpoint back as a model, and its class probabilities for photos: as a training run
+validated (``predict_as_trained``: its Trainer's precision and device) or in float32
+(``predict_proba``: the ``predict`` command, with test-time augmentation).
 
 Each checkpoint is rebuilt from the config it carries (backbone, head, transform, image size)
 and loaded with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
@@ -10,6 +12,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -83,3 +86,24 @@ def predict_proba(
             probs = (probs + module.predict_proba(images.flip(dims=[3]))) / 2
         chunks.append(probs.float().cpu())
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 18), dtype=np.float32)
+
+
+def predict_as_trained(
+    trainer: pl.Trainer, module: FaceClassifier, loader: DataLoader
+) -> np.ndarray:
+    """N × 18 class probabilities computed the way ``trainer`` validated: a Trainer with its
+    precision (bf16-mixed autocast, say) on its device runs ``predict_step``. It is a Trainer
+    of one process, so the rank that writes the run's files can call it alone; the strategy
+    (DDP, say) changes how gradients are shared, not what an eval-mode forward pass gives."""
+    device = trainer.strategy.root_device
+    predictor = pl.Trainer(
+        accelerator={"cuda": "gpu"}.get(device.type, device.type),
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        precision=trainer.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=trainer.progress_bar_callback is not None,
+    )
+    batches = predictor.predict(module, dataloaders=loader)
+    return torch.cat(batches).numpy() if batches else np.zeros((0, 18), dtype=np.float32)

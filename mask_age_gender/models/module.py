@@ -96,6 +96,10 @@ class FaceClassifier(pl.LightningModule):
 
     def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
         images, labels, indices = batch
+    def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """A batch's 18 class probabilities, in float32 on the CPU (``Trainer.predict``)."""
+        return self.predict_proba(batch[0]).float().cpu()
+
         targets = labels
         if stage == "train" and self.mix is not None:
             images, targets = self.mix(self.as_input(images), labels)  # mixes normalised pixels

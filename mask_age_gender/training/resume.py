@@ -102,6 +102,13 @@ def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:
         )
 
 
+def checkpoint_step(ckpt: Path | None) -> int:
+    """The optimizer steps a checkpoint had taken (0 for a new run)."""
+    if ckpt is None:
+        return 0
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
 def earlier_metrics(run_dir: Path, resumed_from: Path | None) -> pd.DataFrame | None:
     """The ``metrics.csv`` rows a resumed run had, read before the CSV logger (which starts
     the file afresh in a folder it finds used) deletes them."""
