@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.stats import channel_stats
@@ -77,28 +76,23 @@ def test_train_stats_are_cached_per_split(archive: Path, tmp_path: Path) -> None
     folds = [datamodule(archive, transform=recipe, fold=f, cache_dir=str(tmp_path)) for f in (0, 1)]
     assert len(list(tmp_path.glob("stats-*.json"))) == 2
     assert folds[0].mean != folds[1].mean
-    cached = channel_stats(folds[0].train_table["path"].tolist(), (32, 24), tmp_path)
+    paths = folds[0].train_table["path"].tolist()
+    cached = channel_stats(paths, folds[0]._pipeline("val"), tmp_path)
     assert cached == (folds[0].mean, folds[0].std)
 
 
-def test_train_stats_are_those_of_the_pixels(tmp_path: Path) -> None:
-    """Known pixel arrays, saved losslessly: the expected numbers need no decoder or resize."""
-    rng = np.random.default_rng(0)
-    photos = [rng.integers(0, 256, (32, 24, 3), dtype=np.uint8) for _ in range(5)]
-    photos[0][..., 0] = 255  # channels that differ
-    paths = [str(tmp_path / f"{k}.png") for k in range(len(photos))]
-    for photo, path in zip(photos, paths, strict=True):
-        Image.fromarray(photo).save(path)
-    pixels = np.stack(photos) / 255.0
-    mean, std = channel_stats(paths, (32, 24), None)  # the photos' own size: nothing resized
-    assert np.allclose(mean, pixels.mean(axis=(0, 1, 2)), atol=1e-6)
-    assert np.allclose(std, pixels.std(axis=(0, 1, 2)), atol=1e-6)
-    # resized, an even colour stays that colour: the mean exactly, the spread nil
-    flat = np.broadcast_to(np.array([10, 128, 250], np.uint8), (32, 24, 3))
-    Image.fromarray(np.ascontiguousarray(flat)).save(tmp_path / "flat.png")
-    mean, std = channel_stats([str(tmp_path / "flat.png")], (16, 12), None)
-    assert np.allclose(mean, [10 / 255, 128 / 255, 250 / 255], atol=1e-6)
-    assert np.allclose(std, 0, atol=1e-5)
+def test_train_stats_fill_the_photo_cache_and_normalise_training(archive: Path) -> None:
+    """The statistics are computed through the training set's memory cache (each photo decoded
+    once) and the training pipeline then normalises with them, not with the placeholders."""
+    recipe = {**BASE, "normalize": "train_stats"}
+    dm = datamodule(archive, transform=recipe, cache="memory", normalize_on="loader")
+    train_set = dm._datasets["train"]
+    assert train_set.photos.filled.all()
+    assert dm.mean != (0.5,) * 3
+    image, _, _ = train_set[0]
+    prepared = train_set.photos(0) / 255.0
+    expected = (prepared - np.array(dm.mean)) / np.array(dm.std)
+    assert np.allclose(image.permute(1, 2, 0).numpy(), expected, atol=1e-4)
 
 
 def test_unknown_sampler_is_refused(archive: Path) -> None:

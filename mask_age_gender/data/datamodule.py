@@ -19,7 +19,7 @@ from mask_age_gender.data.overrides import apply_overrides, read_overrides
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
-from mask_age_gender.data.transforms import build_transform, normalize_where
+from mask_age_gender.data.transforms import Pipeline, build_transform, normalize_where
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode, near_threshold
 
@@ -94,9 +94,12 @@ class FaceDataModule(pl.LightningDataModule):
         train = train[~near].reset_index(drop=True)  # validation is never filtered
         self.train_table = relabel(train, self.train_age_bins)  # nor relabelled
         if self.transform.get("normalize", "backbone") == "train_stats":
+            # through the training set's photo cache (data.cache): decoded once, kept for training
+            train_set = self._dataset("train", self.train_table)
             self.mean, self.std = channel_stats(
-                self.train_table["path"].tolist(), self.image_size, self.cache_dir
+                train_set.paths, train_set.transform, self.cache_dir, train_set.photos
             )
+            train_set.transform = self._pipeline("train")  # normalising with them
 
     def read_labelled(self) -> pd.DataFrame:
         """Every training photo of the archive with its labels corrected (``label_overrides``),
@@ -192,19 +195,21 @@ class FaceDataModule(pl.LightningDataModule):
         """The stage's dataset, built once: its photo cache outlives the loaders."""
         if stage not in self._datasets:
             labels = table["label"] if "label" in table else None
-            transform = build_transform(
-                self.transform,
-                self.image_size,
-                self.mean,
-                self.std,
-                train=stage == "train",
-                normalize_on=self.normalize_on,
-            )
             room = self.cache_max_gb - self.cache_gb  # the limit covers all stages together
             self._datasets[stage] = FaceDataset(
-                table["path"], labels, transform, self.cache, self.cache_dir, room
+                table["path"], labels, self._pipeline(stage), self.cache, self.cache_dir, room
             )
         return self._datasets[stage]
+
+    def _pipeline(self, stage: str) -> Pipeline:
+        return build_transform(
+            self.transform,
+            self.image_size,
+            self.mean,
+            self.std,
+            train=stage == "train",
+            normalize_on=self.normalize_on,
+        )
 
     @property
     def cache_gb(self) -> float:

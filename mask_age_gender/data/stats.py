@@ -1,54 +1,81 @@
 """Per-channel mean and std of the training photos, for ``normalize: train_stats`` recipes.
 
-Computed once per training split and image size, then cached as JSON: the cache key is a
-hash of the split's photo paths, so a validation photo can never leak into the statistics of
-another fold.
+The statistics are those of the pixels the network receives: every training photo, decoded,
+through the recipe's ``prepare`` steps (e.g. a centre crop) and the resize to
+``data.image_size``, i.e. ``Pipeline.prepare``. All photos count, not a sample: in sorted
+order a person's seven photos (mask1…mask5, incorrect_mask, normal) are neighbours, so an
+evenly spaced sample of the real archive (step 7) saw one photo kind only. Sums are kept as
+integers (exact) and weighted by pixel count.
+
+Computed once per training split and prepare settings, then cached as JSON: the cache key is
+a hash of the split's photo paths and of ``Pipeline.key`` (prepare steps and image size), so
+a validation photo can never leak into the statistics of another fold and a changed crop or
+size computes afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from mask_age_gender.data.dataset import load_rgb
+from mask_age_gender.data.transforms import Pipeline
 from mask_age_gender.files import write_json_atomic
 
-MAX_PHOTOS = 2000  # an evenly spaced sample is plenty for six numbers
 
-
-def split_key(paths: Sequence[str], image_size: Sequence[int]) -> str:
+def stats_key(paths: Sequence[str], prepare_key: str) -> str:
+    """Names the statistics of ``paths`` prepared as ``Pipeline.key`` says."""
     digest = hashlib.sha1("\n".join(sorted(paths)).encode())
-    digest.update(str(tuple(image_size)).encode())
+    digest.update(f"\n{prepare_key}".encode())
     return digest.hexdigest()[:16]
 
 
 def channel_stats(
-    paths: Sequence[str], image_size: Sequence[int], cache_dir: str | Path | None
+    paths: Sequence[str],
+    pipeline: Pipeline,
+    cache_dir: str | Path | None,
+    photos: Callable[[int], np.ndarray] | None = None,
 ) -> tuple[list[float], list[float]]:
-    """Mean and std per RGB channel on the 0–1 scale, of the photos resized to ``image_size``."""
-    cache = Path(cache_dir) / f"stats-{split_key(paths, image_size)}.json" if cache_dir else None
+    """Mean and std per RGB channel on the 0–1 scale, over every pixel of every photo of
+    ``paths`` as ``pipeline.prepare`` gives it. ``photos(i)``, if given, is photo ``i`` already
+    prepared (a :class:`~mask_age_gender.data.cache.PhotoCache`: the decoding then fills the
+    training cache instead of being done twice)."""
+    key = stats_key(paths, pipeline.key)
+    cache = Path(cache_dir) / f"stats-{key}.json" if cache_dir else None
     if cache is not None and cache.is_file():
         stored = json.loads(cache.read_text())
         return stored["mean"], stored["std"]
-    height, width = image_size
-    sample = sorted(paths)[:: max(1, len(paths) // MAX_PHOTOS)]
-    total = np.zeros(3)
-    squares = np.zeros(3)
-    for path in tqdm(sample, desc="training-set mean/std", leave=False):
-        image = Image.fromarray(load_rgb(path)).resize((width, height))
-        pixels = np.asarray(image, dtype=np.float64)
-        pixels = pixels.reshape(-1, 3) / 255.0
-        total += pixels.mean(axis=0)
-        squares += (pixels**2).mean(axis=0)
-    mean = total / len(sample)
-    std = np.sqrt(np.maximum(squares / len(sample) - mean**2, 1e-12))
-    result = {"mean": mean.round(6).tolist(), "std": std.round(6).tolist(), "photos": len(sample)}
+    if photos is None:
+        photos = lambda i: pipeline.prepare(image=load_rgb(paths[i]))["image"]  # noqa: E731
+    total = np.zeros(3, np.int64)  # exact: 255² × pixels stays far below 2⁶³
+    squares = np.zeros(3, np.int64)
+    pixels = 0
+    for index in tqdm(range(len(paths)), desc="training-set mean/std", unit="photo", leave=False):
+        image = photos(index)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"{paths[index]}: prepared to {image.shape} {image.dtype}, not RGB uint8"
+            )
+        values = image.reshape(-1, 3).astype(np.int64)
+        total += values.sum(axis=0)
+        squares += (values * values).sum(axis=0)
+        pixels += len(values)
+    if not pixels:
+        raise ValueError("no training photos to compute the mean/std of")
+    mean = total / (255.0 * pixels)
+    std = np.sqrt(np.maximum(squares / (255.0**2 * pixels) - mean**2, 1e-12))
+    result = {
+        "mean": mean.round(6).tolist(),
+        "std": std.round(6).tolist(),
+        "photos": len(paths),
+        "pixels_per_channel": pixels,
+        "prepare_key": pipeline.key,
+    }
     if cache is not None:
         write_json_atomic(cache, result)
     return result["mean"], result["std"]
