@@ -6,7 +6,8 @@ so label mixing (CutMix, Mixup) works with all of them.
   multi-class focal loss or a soft macro-F1 loss over an arbitrary number of classes.
 
 :class:`HeadLoss` gives each task of the head (18 classes, or mask 3 / gender 2 / age 3) its
-own criterion and sums them with ``loss.head_weights``.
+own criterion and sums them with ``loss.head_weights``; :meth:`HeadLoss.task_losses` gives the
+unweighted per-task values that ``train/loss_<task>`` and ``val/loss_<task>`` log.
 """
 
 from __future__ import annotations
@@ -107,10 +108,21 @@ class HeadLoss(nn.Module):
             }
         )
 
+    def task_losses(
+        self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Each task's ``criterion(logits[task], target[task])``, **unweighted**: comparable
+        across runs whatever their ``loss.head_weights``. :meth:`combine` weighs and sums them."""
+        return {
+            task: criterion(logits[task].float(), targets[task])
+            for task, criterion in self.criteria.items()
+        }
+
+    def combine(self, task_losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The loss trained on: ``Σ_task head_weights[task] · task_losses[task]``."""
+        return sum(self.weights[task] * task_losses[task] for task in self.criteria)
+
     def forward(
         self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
-        return sum(
-            self.weights[task] * self.criteria[task](logits[task].float(), targets[task])
-            for task in self.criteria
-        )
+        return self.combine(self.task_losses(logits, targets))

@@ -1,10 +1,14 @@
 """Task metrics with torchmetrics: macro F1 and accuracy over 18 classes, macro F1 per task.
 
 Per-task scores come from the decoded 18-class prediction, so both heads are scored alike.
-Under DDP torchmetrics gathers the states, so scores cover the whole validation set.
+Per-head losses (``loss_mask``, ``loss_gender``, ``loss_age``) are kept for the tasks named in
+``loss_tasks`` (the multi head's). Under DDP torchmetrics gathers the states, so scores and
+losses cover the whole validation set.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -17,12 +21,14 @@ from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
 
 
 class TaskMetrics(nn.Module):
-    """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` (and ``loss`` when given)
-    accumulated over batches. ``persistent=True`` keeps the running sums in checkpoints, so an
-    epoch resumed midway scores all of its batches. ``sync=False`` scores this process's
-    batches alone, without waiting for the other DDP processes."""
+    """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` (and ``loss`` when given, and
+    ``loss_<task>`` for each of ``loss_tasks``: the unweighted per-task loss of
+    ``HeadLoss.task_losses``) accumulated over batches, each loss the mean over photos.
+    ``persistent=True`` keeps the running sums in checkpoints, so an epoch resumed midway scores
+    all of its batches. ``sync=False`` scores this process's batches alone, without waiting for
+    the other DDP processes."""
 
-    def __init__(self, persistent: bool = False, sync: bool = True):
+    def __init__(self, persistent: bool = False, sync: bool = True, loss_tasks: Iterable[str] = ()):
         super().__init__()
         options = {"sync_on_compute": sync}
         self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro", **options)
@@ -34,17 +40,26 @@ class TaskMetrics(nn.Module):
             }
         )
         self.loss = MeanMetric(**options)
+        self.task_loss = nn.ModuleDict({task: MeanMetric(**options) for task in loss_tasks})
         for metric in self._metrics():
             metric.persistent(persistent)
 
     def _metrics(self) -> list:
-        return [self.f1, self.acc, *self.task_f1.values(), self.loss]
+        return [self.f1, self.acc, *self.task_f1.values(), self.loss, *self.task_loss.values()]
 
     def update(
-        self, preds: torch.Tensor, target: torch.Tensor, loss: torch.Tensor | None = None
+        self,
+        preds: torch.Tensor,
+        target: torch.Tensor,
+        loss: torch.Tensor | None = None,
+        task_losses: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
+        """``task_losses``: this batch's loss of each of ``loss_tasks`` (other tasks ignored)."""
         if loss is not None:  # the mean over photos: a short last batch weighs less
             self.loss.update(loss.detach(), weight=len(target))
+        if task_losses is not None:
+            for task, metric in self.task_loss.items():
+                metric.update(task_losses[task].detach(), weight=len(target))
         self.f1.update(preds, target)
         self.acc.update(preds, target)
         for metric, p, t in zip(self.task_f1.values(), decode(preds), decode(target), strict=True):
@@ -55,6 +70,11 @@ class TaskMetrics(nn.Module):
         scores |= {f"f1_{task}": metric.compute() for task, metric in self.task_f1.items()}
         if self.loss.update_count:
             scores["loss"] = self.loss.compute()
+        scores |= {
+            f"loss_{task}": metric.compute()
+            for task, metric in self.task_loss.items()
+            if metric.update_count
+        }
         return scores
 
     def reset(self) -> None:

@@ -44,8 +44,10 @@ class FaceClassifier(pl.LightningModule):
             self.head.tasks, instantiate(loss["criterion"]), loss.get("head_weights"), class_weights
         )
         self.mix = instantiate(config["mix"]) if config.get("mix") else None
-        self.train_metrics = TaskMetrics(persistent=True)  # a training epoch may be resumed
-        self.val_metrics = TaskMetrics()
+        # Each head's own loss too (train/loss_mask, …), when there is more than one head.
+        heads = list(self.head.tasks) if len(self.head.tasks) > 1 else []
+        self.train_metrics = TaskMetrics(persistent=True, loss_tasks=heads)  # epochs may resume
+        self.val_metrics = TaskMetrics(loss_tasks=heads)
 
     def _pixel_scale(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``data.mean``/``std`` on the 0–255 scale, in float32 on ``device``, for uint8 batches
@@ -94,26 +96,28 @@ class FaceClassifier(pl.LightningModule):
         """Probabilities over the 18 classes, whatever the head."""
         return self.head.probabilities(self(images))
 
-    def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
-        images, labels, indices = batch
     def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """A batch's 18 class probabilities, in float32 on the CPU (``Trainer.predict``)."""
         return self.predict_proba(batch[0]).float().cpu()
 
+    def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels, indices = batch
         targets = labels
         if stage == "train" and self.mix is not None:
             images, targets = self.mix(self.as_input(images), labels)  # mixes normalised pixels
         logits = self(images)
-        loss = self.criterion(logits, self.head.targets(targets))
+        task_losses = self.criterion.task_losses(logits, self.head.targets(targets))
+        loss = self.criterion.combine(task_losses)
         if not torch.isfinite(loss):
             photos = "\n  ".join(self._batch_paths(stage, indices))
+            parts = ", ".join(f"{task} {value.item()}" for task, value in task_losses.items())
             raise NonFiniteLoss(
                 f"{stage} loss is {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step}: lower optimizer.lr or check the inputs. "
+                f"{self.global_step}: lower optimizer.lr or check the inputs. Per task: {parts}. "
                 f"The batch's photos:\n  {photos}"
             )
         metrics = self.train_metrics if stage == "train" else self.val_metrics
-        metrics.update(self.head.probabilities(logits).argmax(dim=1), labels, loss)
+        metrics.update(self.head.probabilities(logits).argmax(dim=1), labels, loss, task_losses)
         return loss
 
     def _batch_paths(self, stage: str, indices: torch.Tensor) -> list[str]:
@@ -134,6 +138,8 @@ class FaceClassifier(pl.LightningModule):
         self._log_scores(self.val_metrics, "val")
 
     def _log_scores(self, metrics: TaskMetrics, stage: str) -> None:
+        """Epoch scores under ``{stage}/``: f1 and loss on the progress bar, the rest (acc,
+        per-task F1, the multi head's unweighted per-head ``loss_<task>``) to the loggers."""
         scores = {f"{stage}/{name}": value for name, value in metrics.compute().items()}
         self.log(f"{stage}/f1", scores.pop(f"{stage}/f1"), prog_bar=True)
         self.log(f"{stage}/loss", scores.pop(f"{stage}/loss"), prog_bar=True)
