@@ -94,7 +94,9 @@ def draw_matrix(ax, matrix: np.ndarray, rows: list[str], columns: list[str]) -> 
 
 
 def curves_figure(run: RunAnalysis) -> Figure:
-    """Train and validation loss and macro F1 per epoch, the best epoch marked."""
+    """Train and validation loss and macro F1 per epoch, the best epoch marked. A multi-head
+    run's per-head losses (``train/loss_mask``, …: unweighted, so they sum to the loss only
+    with ``loss.head_weights``) are dashed (train) and dotted (validation), a colour per head."""
     history = run.history
     if history is None:
         return message_figure(
@@ -107,14 +109,33 @@ def curves_figure(run: RunAnalysis) -> Figure:
             column = history.get(f"{stage}/{metric}")
             if column is not None and column.notna().any():
                 ax.plot(column.dropna().index, column.dropna(), marker="o", label=stage)
+        if metric == "loss":
+            draw_head_losses(ax, history)
         if best is not None:
             ax.axvline(best, color="grey", linestyle="--", label=f"best epoch {best}")
         ax.set_xlabel("epoch")
         ax.set_ylabel("macro F1" if metric == "f1" else "loss")
         ax.set_title(f"{'macro F1' if metric == 'f1' else 'loss'} per epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend()
+        ax.legend(fontsize="small")
     return figure
+
+
+def draw_head_losses(ax, history) -> None:
+    """``{stage}/loss_{task}`` of each head that the run logged, thin, in the colour of its
+    head; none for a single-head run."""
+    for colour, task in enumerate(TASKS, start=2):  # C0 and C1 are the summed losses
+        for stage, style in (("train", "--"), ("val", ":")):
+            column = history.get(f"{stage}/loss_{task}")
+            if column is not None and column.notna().any():
+                ax.plot(
+                    column.dropna().index,
+                    column.dropna(),
+                    color=f"C{colour}",
+                    linestyle=style,
+                    linewidth=1,
+                    label=f"{stage} {task} (unweighted)",
+                )
 
 
 def f1_by_age_figure(run: RunAnalysis) -> Figure:
