@@ -13,6 +13,10 @@ from mask_age_gender.config import app_choices
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.models.module import backbone_normalization
 
+# transform.normalize: none (0–1 pixels), backbone (its mean/std, unless data.mean/std are set),
+# train_stats (the training split's mean/std, which FaceDataModule.setup computes)
+NORMALIZE = ("none", "backbone", "train_stats")
+
 
 class DataNotFound(FileNotFoundError):
     """No archive where ``data.root`` points."""
@@ -22,7 +26,12 @@ def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
     """Read, check and split the archive; record in ``config`` what the data decided
     (input normalisation, class weights) so the checkpoint carries it to ``predict``."""
     data = config["data"]
-    if data.get("mean") is None or data.get("std") is None:
+    normalize = config["transform"].get("normalize", "backbone")
+    if normalize not in NORMALIZE:
+        raise ValueError(f"transform.normalize must be one of {NORMALIZE}, got {normalize!r}")
+    if normalize == "none":  # pixels/255 on either data.normalize_on path, and in predict
+        data["mean"], data["std"] = [0.0] * 3, [1.0] * 3
+    elif data.get("mean") is None or data.get("std") is None:
         data["mean"], data["std"] = backbone_normalization(config["model"])
     datamodule: FaceDataModule = instantiate(
         {**data, "transform": config["transform"]}, _recursive_=False
