@@ -14,11 +14,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender.data.transforms import build_transform
+from mask_age_gender.models.inference import eval_loader
 from mask_age_gender.models.losses import HeadLoss
+from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.models.optim import build_optimizer, build_scheduler, warmup_cosine
 from mask_age_gender.training import resolvers
+from mask_age_gender.training.build import build_datamodule
 
-from .conftest import CONF, compose_config
+from .conftest import CONF, TINY, compose_config
 
 GROUPS = ["data", "model", "head", "loss", "optimizer", "scheduler", "transform", "trainer"]
 GROUPS += ["logger", "callbacks", "callbacks/ema", "experiment", "mix", "hparams_search"]
@@ -108,6 +111,60 @@ def test_every_transform_gives_the_configured_size(option: str, tmp_path: Path) 
     assert not random_steps & {type(t).__name__ for t in deterministic.transforms}
     first, second = (deterministic(image=photo)["image"] for _ in range(2))
     assert (first == second).all()
+
+
+# Each transform option's content, which its name must say: normalisation, the deterministic
+# (prepare) steps, the random (augment) steps. A new option is added here, with what it holds.
+TRANSFORMS = {
+    "base": ("backbone", [], []),
+    "normalize_none": ("none", [], []),
+    "normalize_train_stats": ("train_stats", [], []),
+    "contrast": ("backbone", [], ["contrast"]),
+    "center_crop": ("backbone", ["center_crop"], []),
+    "center_crop300": ("backbone", ["center_crop"], []),
+    "contrast_center_crop": ("backbone", ["center_crop"], ["contrast"]),
+    "exp3": ("train_stats", [], ["flip", "brightness_contrast", "noise"]),
+    "light": ("backbone", [], ["flip", "brightness_contrast", "rotate", "gray", "blur"]),
+    "heavy": (
+        "backbone",
+        [],
+        ["flip", "brightness_contrast", "rotate", "gray", "blur", "color_jitter", "coarse_dropout"],
+    ),
+}
+
+
+def test_a_transform_option_holds_what_its_name_says(tmp_path: Path) -> None:
+    assert sorted(p.stem for p in (CONF / "transform").glob("*.yaml")) == sorted(TRANSFORMS)
+    for option, expected in TRANSFORMS.items():
+        recipe = compose_config([f"transform={option}"], tmp_path).transform
+        assert (recipe.normalize, list(recipe.prepare), list(recipe.augment)) == expected, option
+
+
+def test_normalize_none_feeds_the_network_pixels_over_255(archive: Path, tmp_path: Path) -> None:
+    """On both ``data.normalize_on`` paths, in training and through a checkpoint's config in
+    ``predict`` (``eval_loader``): mean 0, std 1 on the 0–1 scale, whatever the backbone."""
+    inputs, photos = {}, {}
+    for where in ("loader", "device"):
+        overrides = [*TINY, f"data.root={archive}", "transform=normalize_none", "data.cache=none"]
+        cfg = compose_config([*overrides, f"data.normalize_on={where}"], tmp_path / where)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        datamodule = build_datamodule(config)
+        assert (config["data"]["mean"], config["data"]["std"]) == ([0.0] * 3, [1.0] * 3)
+        module = FaceClassifier(config)  # as train builds it: its config goes in the checkpoint
+        batch, *_ = next(iter(datamodule.val_dataloader()))
+        assert batch.dtype == (torch.uint8 if where == "device" else torch.float32)
+        paths = datamodule.val_table["path"].tolist()[:4]
+        predicted, *_ = next(iter(eval_loader(module, paths, 4, 0)))
+        assert predicted.dtype == batch.dtype
+        inputs[where] = [module.as_input(batch), module.as_input(predicted)]
+        photos[where] = batch
+    pixels = photos["device"].float() / 255  # the uint8 photos the device path hands the model
+    assert pixels.max() > 0.5  # photos, not a black frame
+    for where in ("loader", "device"):
+        val, predicted = inputs[where]
+        assert val.dtype == torch.float32 and 0 <= val.min() and val.max() <= 1
+        assert (val - pixels).abs().max() < 1e-6, where
+        assert (predicted - pixels[:4]).abs().max() < 1e-6, where
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])

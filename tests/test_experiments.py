@@ -38,22 +38,54 @@ def test_the_log_has_all_eleven_experiments() -> None:
     assert {"demo", "strong"} <= set(EXPERIMENTS)
 
 
-# The experiment log as it was run (all with Adam at a constant rate, patience 5):
-# backbone, head, loss, transform, lr.
-LOG = {
-    "exp01": ("resnet50", "single", "ce", "base", 1e-4),
-    "exp02": ("efficientnet_b0", "single", "ce", "base", 1e-4),
-    "exp03": ("efficientnet_b0", "single", "ce", "exp3", 1e-4),
-    "exp04": ("efficientnet_b0", "single", "ce", "normalize_train_stats", 1e-4),
-    "exp05": ("tf_efficientnet_b7_ns", "single", "ce", "normalize_train_stats", 1e-4),
-    "exp06": ("resnet50", "single", "ce", "normalize_train_stats", 1e-4),
-    "exp07": ("resnet50", "single", "f1", "normalize_train_stats", 1e-5),
-    "exp08": ("resnet50", "single", "ce", "contrast", 1e-4),
-    "exp09": ("resnet50", "single", "ce", "center_crop", 1e-4),
-    "exp10": ("efficientnet_b0", "single", "ce", "center_crop", 5e-6),
-    "exp11": ("resnet50", "multi", "ce", "center_crop", 1e-4),
+# The experiment log as it was run: every setting the log states, written out here so that an
+# edit of a config cannot drift from it. All with Adam at a constant rate (no schedule), early
+# stopping patience 5. Steps as albumentations 2 takes them; GaussNoise's variance 1000–1600 on
+# 0–255 pixels is a std of sqrt(var)/255.
+CONTRAST = {  # exp08: RandomBrightnessContrast(contrast 0.2–0.8, p 0.4)
+    "contrast": {
+        "_target_": "albumentations.RandomBrightnessContrast",
+        "contrast_limit": [0.2, 0.8],
+        "p": 0.4,
+    }
 }
-GROUPS = ("model", "head", "loss", "transform", "optimizer", "scheduler")
+CROP = {  # exp09: CenterCrop(350, 250)
+    "center_crop": {
+        "_target_": "albumentations.CenterCrop",
+        "height": 350,
+        "width": 250,
+        "pad_if_needed": True,
+    }
+}
+EXP3 = {  # exp03: HorizontalFlip p 0.2, RandomBrightnessContrast ±0.3/±0.3 p 0.2, GaussNoise p 0.3
+    "flip": {"_target_": "albumentations.HorizontalFlip", "p": 0.2},
+    "brightness_contrast": {
+        "_target_": "albumentations.RandomBrightnessContrast",
+        "brightness_limit": 0.3,
+        "contrast_limit": 0.3,
+        "p": 0.2,
+    },
+    "noise": {
+        "_target_": "albumentations.GaussNoise",
+        "std_range": [round(math.sqrt(var) / 255, 3) for var in (1000, 1600)],
+        "p": 0.3,
+    },
+}
+B7 = "tf_efficientnet_b7.ns_jft_in1k"
+# model.name, head, loss, lr, transform.normalize, transform.prepare, transform.augment
+LOG = {
+    "exp01": ("resnet50", "single", "ce", 1e-4, "none", {}, {}),
+    "exp02": ("efficientnet_b0", "single", "ce", 1e-4, "none", {}, {}),
+    "exp03": ("efficientnet_b0", "single", "ce", 1e-4, "train_stats", {}, EXP3),
+    "exp04": ("efficientnet_b0", "single", "ce", 1e-4, "train_stats", {}, {}),
+    "exp05": (B7, "single", "ce", 1e-4, "train_stats", {}, {}),
+    "exp06": ("resnet50", "single", "ce", 1e-4, "train_stats", {}, {}),
+    "exp07": ("resnet50", "single", "f1", 1e-5, "train_stats", {}, {}),
+    "exp08": ("resnet50", "single", "ce", 1e-5, "train_stats", {}, CONTRAST),
+    "exp09": ("resnet50", "single", "ce", 1e-5, "train_stats", CROP, CONTRAST),
+    "exp10": ("efficientnet_b0", "single", "ce", 5e-6, "train_stats", CROP, CONTRAST),
+    "exp11": ("resnet50", "multi", "ce", 1e-4, "train_stats", CROP, CONTRAST),
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -70,10 +102,13 @@ def test_an_experiments_own_settings_take_effect(experiment: str, tmp_path: Path
         assert {key: composed.get(key, "<missing>") for key in settings} == settings
     assert cfg.task_name == experiment
     if experiment.startswith("exp"):  # and the log's record, against edits of those files
-        *options, lr = LOG[experiment[:5]]
+        name, head, loss, lr, normalize, prepare, augment = LOG[experiment[:5]]
         choices = HydraConfig.get().runtime.choices
-        assert tuple(choices[group] for group in GROUPS) == (*options, "adam", "none")
-        assert cfg.optimizer.lr == lr and cfg.callbacks.early_stopping.patience == 5
+        assert (cfg.model.name, choices.head, choices.loss) == (name, head, loss)
+        assert (choices.optimizer, choices.scheduler, cfg.optimizer.lr) == ("adam", "none", lr)
+        transform = OmegaConf.to_container(cfg.transform, resolve=True)  # whole: no extra step
+        assert transform == {"normalize": normalize, "prepare": prepare, "augment": augment}
+        assert cfg.callbacks.early_stopping.patience == 5
         assert cfg.data.image_size == [224, 224] and cfg.data.age_bins == [30, 60]
 
 
