@@ -27,6 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
+from mask_age_gender.models.bootstrap import RESAMPLES, SEED, person_bootstrap
 from mask_age_gender.models.inference import predict_as_trained
 from mask_age_gender.models.metrics import score
 from mask_age_gender.models.module import FaceClassifier
@@ -129,8 +130,17 @@ def write_results(
     best_epoch = int(history["val/f1"].idxmax())
     at_best = history.loc[best_epoch]
     scores = score(preds, val["label"])
+    # 95 % intervals over which people validate (not over training noise), seeded
+    intervals = person_bootstrap(val["label"], preds, val["person"], RESAMPLES, SEED)
     return {
         **{f"val_{name}": round(value, 6) for name, value in scores.items()},
+        **{
+            f"val_{name}_ci_{end}": round(bound, 6)
+            for name, bounds in intervals.items()
+            for end, bound in zip(("low", "high"), bounds, strict=True)
+        },
+        "val_ci_resamples": RESAMPLES,
+        "val_ci_seed": SEED,
         "val_loss": float(at_best["val/loss"]),
         "train_f1": float(at_best.get("train/f1", np.nan)),
         "train_acc": float(at_best.get("train/acc", np.nan)),

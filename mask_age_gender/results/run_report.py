@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from mask_age_gender.files import write_json_atomic, write_text_atomic
+from mask_age_gender.models.bootstrap import RESAMPLES, person_bootstrap
 from mask_age_gender.results import plots
 from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
 
@@ -42,6 +43,9 @@ def errors_json(run: RunAnalysis, files: list[str], gallery: int = 16) -> dict[s
         "boundary_years": run.boundary_years,
         "people": int(run.predictions["person"].nunique()),
         "scores": {name: round(value, 6) for name, value in run.scores.items()},
+        "intervals": {
+            name: [round(low, 6), round(high, 6)] for name, (low, high) in intervals(run).items()
+        },
         "taxonomy": run.taxonomy,
         "per_class": run.per_class.to_dict(orient="records"),
         "by_age": run.by_age.to_dict(orient="records"),
@@ -66,6 +70,7 @@ def report_markdown(run: RunAnalysis, figures: list[str]) -> str:
         "## Scores",
         "",
         pd.DataFrame([run.scores]).round(4).to_markdown(index=False, missingval=MISSING),
+        *interval_lines(run),
         *training_lines(run.summary),
         "## Error taxonomy",
         "",
@@ -94,6 +99,27 @@ def report_markdown(run: RunAnalysis, figures: list[str]) -> str:
         *[f"![{Path(name).stem}]({name})" for name in figures],
     ]
     return "\n".join(lines) + "\n"
+
+
+def intervals(run: RunAnalysis) -> dict[str, tuple[float, float]]:
+    """95 % intervals of the F1 scores over validation people, as ``summary.json``'s."""
+    table = run.predictions
+    return person_bootstrap(table["true"], table["pred"], table["person"])
+
+
+def interval_lines(run: RunAnalysis) -> list[str]:
+    """Each F1 with its 95 % interval over which people happened to validate."""
+    rows = [
+        {"score": name, "value": run.scores[name], "ci_low": low, "ci_high": high}
+        for name, (low, high) in intervals(run).items()
+    ]
+    return [
+        "",
+        f"95 % intervals by bootstrap over the validation people ({RESAMPLES:,} resamples, each "
+        "person's photos together): how much the score owes to who validated, not training noise.",
+        "",
+        pd.DataFrame(rows).round(4).to_markdown(index=False, missingval=MISSING),
+    ]
 
 
 def training_lines(summary: dict[str, Any]) -> list[str]:
