@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 from sklearn.metrics import confusion_matrix
@@ -231,4 +232,32 @@ def message_figure(figure: Figure, text: str) -> Figure:
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=14, transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
+    return figure
+
+
+def groups_figure(groups: pd.DataFrame) -> Figure:
+    """Each configuration's mean val macro F1 with its 95 % interval (``report --group``), one
+    row each, best at the top; the baseline's mean as a dashed line where there is one."""
+    scored = groups[groups["n"] > 0].iloc[::-1]
+    figure = Figure(figsize=(8, 1.2 + 0.45 * max(len(scored), 1)), layout="constrained")
+    if scored.empty:
+        return message_figure(figure, "no finished run to summarise")
+    ax = figure.subplots()
+    config = list(groups.columns[: groups.columns.get_loc("n")])
+    labels = [
+        ", ".join(f"{key}={row[key]}" for key in config) + f"  (n={row['n']})"
+        for _, row in scored.iterrows()
+    ]
+    mean = scored["val_f1_mean"].to_numpy(float)
+    low, high = scored["val_f1_ci_low"].to_numpy(float), scored["val_f1_ci_high"].to_numpy(float)
+    error = np.nan_to_num(np.vstack([mean - low, high - mean]))  # n=1: the mean alone
+    rows = np.arange(len(scored))
+    ax.errorbar(mean, rows, xerr=error, fmt="o", capsize=4)
+    ax.set_yticks(rows, labels)
+    if "baseline" in groups and groups["baseline"].any():
+        reference = groups.loc[groups["baseline"].astype(bool), "val_f1_mean"].iloc[0]
+        ax.axvline(reference, color="grey", linestyle="--", label="baseline mean")
+        ax.legend(loc="lower right")
+    ax.set_xlabel("val macro F1: mean and 95 % t-interval over seeds/folds")
+    ax.grid(axis="x", alpha=0.3)
     return figure
