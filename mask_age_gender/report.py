@@ -1,5 +1,7 @@
 """``python -m mask_age_gender.report DIR... [--sort COL [--desc]] [--diff] [--out DIR]``: the
-experiment ledger of every run found under the folders (``results/ledger.py``)."""
+experiment ledger of every run found under the folders (``results/ledger.py``);
+``--group [--baseline K=V[,K=V]]``: one row per configuration, its seeds and folds summarised
+(``results/groups.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
+from mask_age_gender.results.groups import BaselineError, formatted_groups, group_runs, write_groups
 from mask_age_gender.results.ledger import collect_ledger, formatted, sort_ledger, write_ledger
 
 
@@ -22,16 +27,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--desc", action="store_true", help="sort --sort COL high to low")
     parser.add_argument("--diff", action="store_true", help="only the config keys that vary")
     parser.add_argument("--out", type=Path, help="where ledger.md/.csv go (default: 1st folder)")
+    parser.add_argument(
+        "--group",
+        action="store_true",
+        help="one row per configuration (runs differing only in seed/data.fold): n, mean, std,"
+        " 95%% t-interval; writes ledger_groups.md/.csv",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="with --group: the reference configuration; the others get paired val F1 deltas",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.baseline and not args.group:
+        print("--baseline needs --group", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     ledger = collect_ledger(args.folders, diff=args.diff)
     if ledger.empty:
         print(f"no runs under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 1
+    if args.group:
+        return report_groups(ledger, args)
     try:
         if args.sort:
             ledger = sort_ledger(ledger, args.sort, args.desc)
@@ -42,6 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(formatted(ledger).to_string(index=False))
     for path in write_ledger(ledger, args.out or args.folders[0]):
+        print(f"wrote {path}")
+    return 0
+
+
+def report_groups(ledger: pd.DataFrame, args: argparse.Namespace) -> int:
+    """``--group``: print and write the configurations' table; exit 2 for a bad baseline."""
+    try:
+        groups = group_runs(ledger, args.baseline)
+    except BaselineError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(formatted_groups(groups).to_string(index=False))
+    for path in write_groups(groups, args.out or args.folders[0]):
         print(f"wrote {path}")
     return 0
 

@@ -1,0 +1,229 @@
+"""Repeated runs summarised as one row per configuration (``report --group [--baseline K=V]``).
+
+Runs whose configs differ only in ``seed`` and/or ``data.fold`` (``REPEAT_KEYS``, and any key
+that equals one of them in every run, such as ``data.seed: ${seed}``) are one configuration.
+Its row gives ``n`` (runs with a val F1), ``failed`` (runs without one: failed, interrupted,
+incomplete, running, unreadable; listed, never averaged) and, for val macro F1 and the per-task
+F1s, the mean, standard deviation and a 95 % t-interval over the n runs
+(mean ± t₀.₉₇₅,ₙ₋₁·std/√n; none for n = 1).
+
+Against a baseline configuration, every other one gets the PAIRED difference in val F1: its runs
+matched with the baseline's on seed and fold, a t-interval over the per-pair differences,
+``n_pairs`` (runs without a partner are left out) and ``excludes_0``. Pairing over seeds and
+folds measures what a repeat would change (training noise, and with folds which people
+validate); see the README's Results section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mask_age_gender.files import write_csv_atomic, write_text_atomic
+from mask_age_gender.results.ledger import SCORES
+from mask_age_gender.results.run_report import MISSING
+
+REPEAT_KEYS = ("seed", "data.fold")
+METRICS = ("val_f1", "val_f1_mask", "val_f1_gender", "val_f1_age")
+STATS = ("mean", "std", "ci_low", "ci_high")
+DELTAS = ("n_pairs", "delta_mean", "delta_ci_low", "delta_ci_high", "excludes_0")
+CONFIDENCE = 0.95
+
+
+class BaselineError(ValueError):
+    """A ``--baseline`` that names no configuration, or more than one."""
+
+
+def config_keys(ledger: pd.DataFrame) -> list[str]:
+    """The ledger's config columns: those between ``status`` and the first score."""
+    columns = list(ledger.columns)
+    return columns[columns.index("status") + 1 : columns.index(SCORES[0])]
+
+
+def repeat_keys(ledger: pd.DataFrame) -> list[str]:
+    """``seed``/``data.fold`` where the ledger has them, and the keys that follow them."""
+    present = [key for key in REPEAT_KEYS if key in ledger]
+    follows = [
+        key
+        for key in config_keys(ledger)
+        if key not in present
+        and any(same_values(ledger[key], ledger[repeat]) for repeat in present)
+    ]
+    return present + follows
+
+
+def same_values(a: pd.Series, b: pd.Series) -> bool:
+    return bool((a.astype("string") == b.astype("string")).fillna(False).all())
+
+
+def t_interval(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean, sample std and the 95 % t-interval of the mean; NaN where n is too small."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    mean = float(values.mean()) if n else np.nan
+    std = float(values.std(ddof=1)) if n > 1 else np.nan
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / np.sqrt(n) if n > 1 else np.nan
+    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def group_runs(ledger: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """One row per configuration of the ledger's runs (see the module's docstring).
+
+    Columns: the config keys that vary between the configurations, ``n``, ``failed``, then
+    ``<metric>_mean|std|ci_low|ci_high`` for each of ``METRICS``; with a baseline, ``baseline``
+    and ``DELTAS``; last ``runs`` (the run names, ``;``-separated).
+    """
+    repeats = repeat_keys(ledger)
+    keys = [key for key in config_keys(ledger) if key not in repeats]
+    configs = ledger[keys].astype("string").fillna("-")
+    scored = ledger["val_f1"].notna() & (ledger["status"] == "finished")
+    ledger = ledger.assign(_config=configs.agg("\x1f".join, axis=1), _scored=scored)
+    rows = []
+    for _, runs in ledger.groupby("_config", sort=False):
+        done = runs[runs["_scored"]]
+        row: dict[str, Any] = {key: runs[key].iloc[0] for key in keys}
+        row |= {"n": len(done), "failed": len(runs) - len(done)}
+        for metric in METRICS:
+            summary = t_interval(done[metric].astype(float).dropna())
+            row |= {f"{metric}_{name}": value for name, value in summary.items()}
+        rows.append(row | {"runs": ";".join(runs["run"]), "_index": list(runs.index)})
+    table = pd.DataFrame(rows)
+    shown = [key for key in keys if table[key].astype("string").nunique(dropna=False) > 1]
+    if not shown:  # one configuration: say which by its main choices
+        shown = [key for key in keys if "." not in key]
+    table = table.drop(columns=[key for key in keys if key not in shown])
+    if baseline is not None:
+        table = with_deltas(table, ledger, pick_baseline(table, ledger, keys, baseline))
+    return (
+        table.drop(columns="_index")
+        .sort_values("val_f1_mean", ascending=False, na_position="last", kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def parse_baseline(text: str) -> dict[str, str]:
+    """``"loss=ce,optimizer.lr=0.01"`` as ``{"loss": "ce", "optimizer.lr": "0.01"}``."""
+    pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+    if not pairs or any(not sep or not key.strip() for key, sep, _ in pairs):
+        raise BaselineError(f"--baseline {text!r}: expected KEY=VALUE[,KEY=VALUE]")
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+def same_value(stored: Any, wanted: str) -> bool:
+    """A config value against the text of a command line: as numbers where both are."""
+    if pd.isna(stored):
+        return wanted.lower() in ("null", "none", "-")
+    try:
+        return float(stored) == float(wanted)
+    except (TypeError, ValueError):
+        return str(stored) == wanted or str(stored).lower() == wanted.lower() == "true"
+
+
+def shown(value: Any) -> str:
+    return MISSING if pd.isna(value) else str(value)
+
+
+def pick_baseline(table: pd.DataFrame, ledger: pd.DataFrame, keys: list[str], text: str) -> int:
+    """The row of ``table`` that the ``--baseline`` text names; ``BaselineError`` otherwise."""
+    wanted = parse_baseline(text)
+    unknown = [key for key in wanted if key not in keys]
+    if unknown:
+        raise BaselineError(
+            f"--baseline {text}: no config key {', '.join(map(repr, unknown))} to choose by"
+            f" (seed and data.fold are repeats, not configurations); keys: {', '.join(keys)}"
+        )
+    values = {idx: ledger.loc[table.at[idx, "_index"][0], keys] for idx in table.index}
+    matched = [
+        idx
+        for idx, config in values.items()
+        if all(same_value(config[key], value) for key, value in wanted.items())
+    ]
+    if len(matched) == 1:
+        return matched[0]
+    if not matched:
+        seen = {key: sorted({shown(v[key]) for v in values.values()}) for key in wanted}
+        taken = "; ".join(f"{key} takes {', '.join(vals)}" for key, vals in seen.items())
+        raise BaselineError(f"--baseline {text} matches no configuration ({taken})")
+    named = [table.at[idx, "runs"].split(";")[0] for idx in matched]
+    raise BaselineError(
+        f"--baseline {text} matches {len(matched)} configurations (runs {', '.join(named)}, …);"
+        " add KEY=VALUE pairs to pick one"
+    )
+
+
+def with_deltas(table: pd.DataFrame, ledger: pd.DataFrame, base: int) -> pd.DataFrame:
+    """``DELTAS`` of each configuration against row ``base``, paired on seed and fold."""
+    reference = paired_scores(ledger.loc[table.at[base, "_index"]])
+    rows = []
+    for idx in table.index:
+        if idx == base:
+            rows.append({"n_pairs": pd.NA})
+            continue
+        pairs = paired_scores(ledger.loc[table.at[idx, "_index"]]).to_frame("other")
+        pairs = pairs.join(reference.rename("base"), how="inner").dropna()
+        diff = t_interval(pairs["other"] - pairs["base"])
+        excludes = pd.NA if np.isnan(diff["ci_low"]) else diff["ci_low"] > 0 or diff["ci_high"] < 0
+        rows.append(
+            {"n_pairs": len(pairs), "excludes_0": excludes}
+            | {f"delta_{name}": diff[name] for name in ("mean", "ci_low", "ci_high")}
+        )
+    deltas = pd.DataFrame(rows, index=table.index, columns=list(DELTAS))
+    deltas["n_pairs"] = deltas["n_pairs"].astype("Int64")
+    deltas["excludes_0"] = deltas["excludes_0"].astype("boolean")
+    flag = pd.Series(table.index == base, index=table.index, name="baseline")
+    return pd.concat([table.drop(columns="runs"), flag, deltas, table[["runs"]]], axis=1)
+
+
+def paired_scores(runs: pd.DataFrame) -> pd.Series:
+    """The finished runs' val F1 indexed by (seed, fold, repeat): the key runs pair on.
+
+    A key the ledger lacks is the same in every run; runs that share seed and fold are paired
+    in the order they were found.
+    """
+    done = runs[runs["_scored"]]
+    keys = pd.DataFrame(
+        {key: done[key].astype("string") if key in done else "" for key in REPEAT_KEYS},
+        index=done.index,
+    )
+    keys["repeat"] = keys.groupby(list(REPEAT_KEYS)).cumcount()
+    return pd.Series(done["val_f1"].astype(float).to_numpy(), index=pd.MultiIndex.from_frame(keys))
+
+
+def formatted_groups(table: pd.DataFrame) -> pd.DataFrame:
+    """The groups for reading: val F1 to 4 decimals, each task's F1 as ``mean ± half-width``
+    of its interval, ``-`` for none, without the run names."""
+    shown = table.drop(columns=["runs"]).copy()
+    at = shown.columns.get_loc("val_f1_ci_high") + 1
+    for offset, metric in enumerate(METRICS[1:]):
+        columns = [f"{metric}_{name}" for name in STATS]
+        pairs = zip(table[columns[0]], table[columns[3]], strict=True)
+        shown = shown.drop(columns=columns)
+        shown.insert(at + offset, metric, [plus_minus(mean, high) for mean, high in pairs])
+    for column in shown:
+        if column.startswith(("val_f1_", "delta_")) and shown[column].dtype.kind == "f":
+            shown[column] = shown[column].map(lambda v: MISSING if pd.isna(v) else f"{v:.4f}")
+        else:
+            shown[column] = shown[column].astype("string").fillna(MISSING)
+    return shown
+
+
+def plus_minus(mean: float, high: float) -> str:
+    if pd.isna(mean):
+        return MISSING
+    return f"{mean:.4f}" if pd.isna(high) else f"{mean:.4f} ± {high - mean:.4f}"
+
+
+def write_groups(table: pd.DataFrame, out: Path) -> list[Path]:
+    """``ledger_groups.csv`` (every column, raw) and ``ledger_groups.md`` (as printed)."""
+    markdown = formatted_groups(table).to_markdown(
+        index=False, missingval=MISSING, disable_numparse=True
+    )
+    return [
+        write_csv_atomic(out / "ledger_groups.csv", table),
+        write_text_atomic(out / "ledger_groups.md", markdown + "\n"),
+    ]
