@@ -40,7 +40,9 @@ def test_the_notebook_shows_a_sweep_without_errors(
     outputs = [out for cell in notebook.cells for out in cell.get("outputs", [])]
     images = [out for out in outputs if "image/png" in out.get("data", {})]
     tables = [out for out in outputs if "text/html" in out.get("data", {})]
-    assert len(images) == 6  # curves, two confusions, age, mistakes, suspects
-    assert len(tables) >= 5  # ledger, diff, scores, taxonomy, per class (suspects if any)
+    assert len(images) == 7  # groups, curves, two confusions, age, mistakes, suspects
+    assert len(tables) >= 6  # ledger, diff, groups, scores, taxonomy, per class (+ suspects)
     ledger_html = tables[0]["data"]["text/html"]
     assert all(name in ledger_html for name in ("head=single", "model=test_vit", "incomplete"))
+    groups_html = tables[2]["data"]["text/html"]
+    assert all(name in groups_html for name in ("val_f1_ci_low", "failed", "test_vit"))
