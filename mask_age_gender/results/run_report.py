@@ -107,18 +107,24 @@ def intervals(run: RunAnalysis) -> dict[str, tuple[float, float]]:
     return person_bootstrap(table["true"], table["pred"], table["person"])
 
 
-def interval_lines(run: RunAnalysis) -> list[str]:
+def interval_table(run: RunAnalysis) -> pd.DataFrame:
     """Each F1 with its 95 % interval over which people happened to validate."""
-    rows = [
-        {"score": name, "value": run.scores[name], "ci_low": low, "ci_high": high}
-        for name, (low, high) in intervals(run).items()
-    ]
+    return pd.DataFrame(
+        [
+            {"score": name, "value": run.scores[name], "ci_low": low, "ci_high": high}
+            for name, (low, high) in intervals(run).items()
+        ]
+    )
+
+
+def interval_lines(run: RunAnalysis) -> list[str]:
+    """The report's interval table with what it means."""
     return [
         "",
         f"95 % intervals by bootstrap over the validation people ({RESAMPLES:,} resamples, each "
         "person's photos together): how much the score owes to who validated, not training noise.",
         "",
-        pd.DataFrame(rows).round(4).to_markdown(index=False, missingval=MISSING),
+        interval_table(run).round(4).to_markdown(index=False, missingval=MISSING),
     ]
 
 
