@@ -82,7 +82,8 @@ def group_runs(ledger: pd.DataFrame, baseline: str | None = None) -> pd.DataFram
     keys = [key for key in config_keys(ledger) if key not in repeats]
     configs = ledger[keys].astype("string").fillna("-")
     scored = ledger["val_f1"].notna() & (ledger["status"] == "finished")
-    ledger = ledger.assign(_config=configs.agg("\x1f".join, axis=1), _scored=scored)
+    joined = configs.agg("\x1f".join, axis=1) if keys else ""  # no keys: one configuration
+    ledger = ledger.assign(_config=joined, _scored=scored)
     rows = []
     for _, runs in ledger.groupby("_config", sort=False):
         done = runs[runs["_scored"]]
