@@ -98,3 +98,20 @@ def test_train_stats_fill_the_photo_cache_and_normalise_training(archive: Path) 
 def test_unknown_sampler_is_refused(archive: Path) -> None:
     with pytest.raises(ValueError, match="data.sampler must be one of"):
         datamodule(archive, sampler="balanced")
+
+
+def test_seed_varies_training_and_split_seed_the_people(archive: Path) -> None:
+    """``seed`` orders and augments training; only ``split_seed`` (and the fold) draws who
+    validates, so a seed sweep validates on the same people."""
+    people = {
+        (seed, split_seed): set(
+            datamodule(archive, seed=seed, split_seed=split_seed).val_table["person"]
+        )
+        for seed, split_seed in ((1, 42), (2, 42), (1, 7))
+    }
+    assert people[1, 42] == people[2, 42]
+    assert people[1, 42] != people[1, 7]
+    orders = [
+        list(iter(datamodule(archive, seed=seed).train_dataloader().sampler)) for seed in (1, 2)
+    ]
+    assert orders[0] != orders[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mask_age_gender.models.inference import eval_loader, load_classifier, predict_proba
-from mask_age_gender.results.ensemble import combine
+from mask_age_gender.results.ensemble import combine, split_of
 from mask_age_gender.results.prediction import predict_archive
 from mask_age_gender.train import train
 
@@ -115,3 +116,36 @@ def test_split_oof_joins_the_folds_over_every_person(
         assert scores["folds"][str(fold)]["f1"] == pytest.approx(summary["val_f1"], abs=1e-6)
     with pytest.raises(ValueError, match="folds \\[0, 1\\]: use split=oof"):
         predict(tmp_path, f"ckpt_dir={kfold}", "split=val")
+
+
+def test_a_seed_sweep_validates_on_the_same_people_and_ensembles_there(
+    archive: Path, tmp_path: Path
+) -> None:
+    """``seed`` varies training only (``data.split_seed`` draws the folds): two seeds predict
+    the same validation photos differently, and ``split=val`` takes their ensemble."""
+    sweep = tmp_path / "seeds"
+    for seed in (1, 2):
+        overrides = [*TINY, f"data.root={archive}", "trainer.max_epochs=1", f"seed={seed}"]
+        train(
+            compose_config([*overrides, "+trainer.limit_train_batches=1"], sweep / f"seed={seed}")
+        )
+    first, second = (pd.read_csv(sweep / f"seed={seed}" / "val_predictions.csv") for seed in (1, 2))
+    assert first["path"].tolist() == second["path"].tolist()  # the same people, photo for photo
+    probs = [f"p{c:02d}" for c in range(18)]
+    assert np.abs(first[probs].to_numpy() - second[probs].to_numpy()).max() > 1e-3
+    output = tmp_path / "val.csv"
+    table = predict(tmp_path, f"ckpt_dir={sweep}", "split=val", f"output={output}")
+    scores = json.loads(output.with_suffix(".json").read_text())
+    assert scores["checkpoints"] == 2 and set(table["path"]) == set(first["path"])
+    assert (
+        scores["people"]
+        == json.loads((sweep / "seed=1" / "summary.json").read_text())["val_people"]
+    )
+
+
+def test_a_checkpoint_from_before_split_seed_is_read_as_split_with_its_seed() -> None:
+    data = {"root": "/a", "n_folds": 5, "fold": 1, "seed": 3, "age_bins": [30, 60]}
+    old, new = ({"data": data}, {"data": {**data, "seed": 9, "split_seed": 3}})
+    key, fold = split_of(SimpleNamespace(hparams=SimpleNamespace(config=old)))
+    assert (key, fold) == split_of(SimpleNamespace(hparams=SimpleNamespace(config=new)))
+    assert key["split_seed"] == 3 and fold == 1

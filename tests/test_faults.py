@@ -192,6 +192,21 @@ def test_resume_refuses_a_changed_experiment_but_not_more_epochs(
         check_resumable(ckpt, other)
 
 
+def test_a_checkpoint_from_before_split_seed_resumes_if_its_seed_split_alike(
+    train_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """Before ``data.split_seed`` the people were split with ``data.seed``: a checkpoint
+    without it resumes when that seed is the split seed now, and is refused otherwise."""
+    config = OmegaConf.to_container(train_config(), resolve=True)
+    old = {**config, "data": {k: v for k, v in config["data"].items() if k != "split_seed"}}
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"hyper_parameters": {"config": old}}, ckpt)
+    check_resumable(ckpt, config)  # data.seed 42 then, data.split_seed 42 now
+    other = {**config, "data": {**config["data"], "split_seed": 7}}
+    with pytest.raises(ResumeRefused, match=r"data.split_seed: 42 in the checkpoint, 7 now"):
+        check_resumable(ckpt, other)
+
+
 def test_a_write_interrupted_before_its_rename_leaves_the_old_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,7 +21,7 @@ from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
 
-FOLDS, SEED = 4, 42  # the split of the run below (data.n_folds, seed)
+FOLDS, SEED = 4, 42  # the split of the run below (data.n_folds, data.split_seed)
 NEW_AGE = {0: 75, 2: 20}  # a young person made old and an old one young: what the audit sees
 
 
@@ -58,8 +58,8 @@ def test_the_audit_finds_labels_flipped_on_purpose(tmp_path: Path) -> None:
     archive = generate_archive(tmp_path / "archive", people=60, eval_people=2, size=(84, 112))
     corrupted = corrupt(archive)
     run = tmp_path / "run"  # fold 0 validates on the corrupted people: its predictions are OOF
-    overrides = [*TINY, f"data.root={archive}", "model=efficientnet_lite0", f"seed={SEED}"]
-    overrides += [f"data.n_folds={FOLDS}", "data.image_size=[112,84]", "trainer.max_epochs=8"]
+    overrides = [*TINY, f"data.root={archive}", "model=efficientnet_lite0", f"data.n_folds={FOLDS}"]
+    overrides += [f"data.split_seed={SEED}", "data.image_size=[112,84]", "trainer.max_epochs=8"]
     train(compose_config([*overrides, "optimizer.lr=1e-3"], run))
     out = tmp_path / "suspects.csv"
     assert main([str(run / "val_predictions.csv"), "--out", str(out)]) == 0

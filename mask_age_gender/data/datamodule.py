@@ -41,6 +41,7 @@ class FaceDataModule(pl.LightningDataModule):
         num_workers: int | None = None,
         n_folds: int = 5,
         fold: int = 0,
+        split_seed: int = 42,
         seed: int = 42,
         age_bins: Sequence[int] = (30, 60),
         train_age_bins: Sequence[int] | None = None,
@@ -62,7 +63,10 @@ class FaceDataModule(pl.LightningDataModule):
         self.image_size = tuple(image_size)
         self.batch_size = batch_size
         self.num_workers = default_workers() if num_workers is None else num_workers
-        self.n_folds, self.fold, self.seed = n_folds, fold, seed
+        # split_seed draws the folds (which people validate), seed the training order and
+        # augmentation: a seed sweep trains on the same people
+        self.n_folds, self.fold, self.split_seed = n_folds, fold, split_seed
+        self.seed = seed
         self.age_bins = check_age_bins(age_bins)
         self.train_age_bins = check_age_bins(train_age_bins or age_bins)
         self.verify_images = verify_images
@@ -115,7 +119,7 @@ class FaceDataModule(pl.LightningDataModule):
         returns the training people's photos, all of them: what only training does to them
         (boundary filter, age shift) comes after."""
         table = self.read_labelled()
-        train, self.val_table = split_by_person(table, self.n_folds, self.fold, self.seed)
+        train, self.val_table = split_by_person(table, self.n_folds, self.fold, self.split_seed)
         return train
 
     def train_dataloader(self) -> DataLoader:

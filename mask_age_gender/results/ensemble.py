@@ -17,7 +17,7 @@ from mask_age_gender.data.split import split_by_person
 from mask_age_gender.models.module import FaceClassifier
 
 ENSEMBLES = ("soft", "hard")
-SPLIT_KEYS = ("root", "n_folds", "seed", "age_bins", "label_overrides")  # the fold aside
+SPLIT_KEYS = ("root", "n_folds", "split_seed", "age_bins", "label_overrides")  # the fold aside
 
 
 def combine(probs: Sequence[np.ndarray], mode: str = "soft") -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +52,8 @@ def find_checkpoints(directory: str | Path) -> list[Path]:
 
 
 def split_of(module: FaceClassifier) -> tuple[dict[str, Any], int]:
-    """How a checkpoint's people were split (archive, folds, seed…) and its validation fold."""
-    data = module.hparams.config["data"]
+    """How a checkpoint's people were split (archive, folds, split seed…), its validation fold."""
+    data = split_config(module)
     key = {name: list_or_value(data.get(name)) for name in SPLIT_KEYS}
     return key, int(data["fold"])
 
@@ -71,8 +71,16 @@ def labelled_photos(module: FaceClassifier, root: str | None = None) -> pd.DataF
 
 def validation_photos(table: pd.DataFrame, module: FaceClassifier) -> pd.DataFrame:
     """The photos of the people a checkpoint validated on, split as in its training."""
-    data = module.hparams.config["data"]
-    return split_by_person(table, data["n_folds"], data["fold"], data["seed"])[1]
+    data = split_config(module)
+    return split_by_person(table, data["n_folds"], data["fold"], data["split_seed"])[1]
+
+
+def split_config(module: FaceClassifier) -> dict[str, Any]:
+    """A checkpoint's ``data`` config; one from before ``data.split_seed`` split its people
+    with ``data.seed``."""
+    data = dict(module.hparams.config["data"])
+    data.setdefault("split_seed", data.get("seed"))
+    return data
 
 
 def fold_groups(models: dict[str, FaceClassifier], split: str) -> dict[int, list[str]]:

@@ -88,6 +88,8 @@ def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:
     """Refuse to resume with a config that changes the experiment the checkpoint belongs to."""
     saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     before = flatten_config(saved["hyper_parameters"]["config"])
+    if "data.seed" in before:  # a checkpoint from before data.split_seed split with data.seed
+        before.setdefault("data.split_seed", before["data.seed"])
     now = flatten_config(config)
     changed = [
         f"  {key}: {before.get(key, '-')!r} in the checkpoint, {now.get(key, '-')!r} now"
