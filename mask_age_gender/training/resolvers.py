@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 from omegaconf import OmegaConf
 
@@ -15,6 +17,32 @@ def mixed_precision() -> str:
     return "16-mixed"
 
 
+SUBDIR_BYTES = 100  # the overrides part of a sweep's run folder name; a name may hold 255
+LONG_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.])")  # 0.000123456789…
+
+
+def sweep_subdir(num: int, override_dirname: str, max_bytes: int = SUBDIR_BYTES) -> str:
+    """A sweep job's folder name: ``<job number>_<overrides>``, the overrides with floats to 4
+    significant digits, ``/`` as ``_``, cut to ``max_bytes`` (``...`` marks a cut).
+
+    The job number keeps the names apart; the full overrides are in the run's
+    ``.hydra/overrides.yaml``. ``hydra.sweep.subdir`` uses it: Hydra names a folder after every
+    override otherwise, and an Optuna trial's full-precision floats pass a file name's 255 bytes.
+    """
+    readable = LONG_NUMBER.sub(_rounded, str(override_dirname or "")).replace("/", "_")
+    encoded = readable.encode()
+    if len(encoded) > max_bytes:
+        readable = encoded[: max_bytes - 3].decode(errors="ignore") + "..."
+    return f"{num}_{readable}" if readable else str(num)
+
+
+def _rounded(match: re.Match[str]) -> str:
+    written = match.group()  # rounded only where it has more than 4 significant digits
+    short = f"{float(written):.4g}"
+    return written if float(short) == float(written) else short
+
+
 OmegaConf.register_new_resolver("mixed_precision", mixed_precision, replace=True)
 OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)  # hydra.run.dir
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)  # hydra.output_subdir
+OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir, replace=True)  # hydra.sweep.subdir
