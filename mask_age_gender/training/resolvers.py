@@ -10,11 +10,21 @@ from omegaconf import OmegaConf
 from mask_age_gender.training.resume import hydra_subdir, resume_dir
 
 
-def mixed_precision() -> str:
-    """Lightning's precision flag: bf16 mixed where the GPU supports it, fp16 mixed otherwise."""
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "16-mixed"
+def mixed_precision(accelerator: str = "gpu") -> str:
+    """Lightning's precision flag for ``accelerator`` (``trainer.accelerator``).
+
+    ``gpu`` (or ``cuda``): bf16 mixed where the GPU computes in bf16 natively (compute
+    capability 8.0 on, ROCm), fp16 mixed otherwise: on older GPUs torch only emulates bf16,
+    slowly. ``auto``: the same when CUDA is available, ``32-true`` without it (CPU, MPS);
+    ``cpu`` and anything else: ``32-true``.
+    """
+    accelerator = str(accelerator or "gpu").lower()
+    cuda = torch.cuda.is_available()
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and cuda):
+        if cuda and torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16-mixed"
+        return "16-mixed"
+    return "32-true"
 
 
 SUBDIR_BYTES = 100  # the overrides part of a sweep's run folder name; a name may hold 255
