@@ -6,10 +6,17 @@ trains on the same pixels as an uncached one.
 
 - ``memory``: one array for the whole split in anonymous shared memory, allocated before the
   DataLoader workers fork, so all workers fill and read the same copy (Linux ``fork``). Its
-  size is known up front and refused above ``data.cache_max_gb``.
+  size is known up front and refused above the memory limit (below).
 - ``disk``: one ``.npy`` per photo under ``data.cache_dir``, named by a hash of the photo's
   path, size and modification time and of the prepare settings: a changed photo or setting
   gets a new file, never stale pixels. It lasts across runs (a sweep decodes once).
+- ``auto`` (the default, :func:`choose_cache`): ``memory`` when every stage's photos fit the
+  memory limit, ``disk`` otherwise, said in one log line.
+
+The memory limit is ``data.cache_max_gb`` when set; when null (the default) it is
+``data.cache_memory_fraction`` (0.5) of the memory available when the cache is chosen
+(psutil's ``available``), shared by the processes of a DDP run on the machine. ``auto`` takes
+the smaller of the two when both are there.
 """
 
 from __future__ import annotations
@@ -23,16 +30,65 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from mask_age_gender.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 CACHE_MODES = ("none", "memory", "disk")
+CACHE_CHOICES = (*CACHE_MODES, "auto")
 GB = 1e9
 
 
 class CacheTooLarge(MemoryError):
-    """``data.cache=memory`` would need more than ``data.cache_max_gb``."""
+    """``data.cache=memory`` would need more than its memory limit."""
+
+
+def available_memory_gb() -> float:
+    """Memory this machine can give without swapping (psutil's ``available``), in GB."""
+    return psutil.virtual_memory().available / GB
+
+
+def choose_cache(
+    requested: str,
+    photos: int,
+    image_size: Sequence[int],
+    max_gb: float | None = None,
+    fraction: float = 0.5,
+    processes: int = 1,
+) -> tuple[str, float]:
+    """The cache mode to build (``auto`` made concrete) and the memory limit in GB that all
+    stages' memory caches share, for ``photos`` photos prepared at ``image_size``.
+
+    ``auto``: ``memory`` when they fit the limit, ``disk`` otherwise (one log line says which
+    and why). ``memory`` without ``max_gb`` is refused here when they do not fit the budget.
+    """
+    if requested not in CACHE_CHOICES:
+        raise ValueError(f"data.cache must be one of {', '.join(CACHE_CHOICES)}, got {requested!r}")
+    if requested in ("none", "disk") or (requested == "memory" and max_gb is not None):
+        return requested, float("inf") if max_gb is None else float(max_gb)
+    need = photos * int(np.prod((*image_size, 3))) / GB
+    available = available_memory_gb()
+    budget = available * fraction / max(processes, 1)
+    why = f"{fraction:g} of {available:.1f} GB available" + (
+        f", shared by {processes} processes" if processes > 1 else ""
+    )
+    limit = budget if max_gb is None else min(budget, float(max_gb))
+    if requested == "memory":
+        if need > limit:
+            raise CacheTooLarge(
+                f"data.cache=memory needs {need:.3g} GB for {photos} photos at "
+                f"{image_size[0]}×{image_size[1]}, above its budget of {budget:.3g} GB ({why}, "
+                "data.cache_memory_fraction): use data.cache=auto or disk, set "
+                "data.cache_max_gb, or a smaller image_size"
+            )
+        return "memory", limit
+    if need <= limit:
+        log.info("data.cache=auto: memory (%.3g GB of photos, %.1f GB available)", need, available)
+        return "memory", limit
+    cap = f"data.cache_max_gb={max_gb:g}" if limit < budget else f"{budget:.3g} GB: {why}"
+    log.info("data.cache=auto: disk (%.3g GB of photos, above the memory limit of %s)", need, cap)
+    return "disk", limit
 
 
 class PhotoCache:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from mask_age_gender.data.archive import read_archive, relabel
+from mask_age_gender.data.cache import CACHE_CHOICES, choose_cache
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.overrides import apply_overrides, read_overrides
 from mask_age_gender.data.sampler import EpochSampler
@@ -53,7 +55,8 @@ class FaceDataModule(pl.LightningDataModule):
         cache_dir: str | None = None,
         label_overrides: str | None = None,
         cache: str = "none",
-        cache_max_gb: float = 8.0,
+        cache_max_gb: float | None = None,
+        cache_memory_fraction: float = 0.5,
         normalize_on: str = "auto",
     ):
         super().__init__()
@@ -79,7 +82,13 @@ class FaceDataModule(pl.LightningDataModule):
         self.sampler, self.sampler_balance = sampler, sampler_balance
         self.drop_boundary_ages = drop_boundary_ages
         self.cache_dir = cache_dir
+        # data.cache as asked; self.cache becomes what was built (auto: memory or disk) when
+        # the first stage's dataset is, with the photos of all stages known
+        if cache not in CACHE_CHOICES:
+            raise ValueError(f"data.cache must be one of {', '.join(CACHE_CHOICES)}, got {cache!r}")
         self.cache, self.cache_max_gb = cache, cache_max_gb
+        self.cache_memory_fraction = cache_memory_fraction
+        self._cache_limit_gb: float | None = None  # the memory limit all stages share
         self.normalize_on = normalize_where(normalize_on)  # auto made concrete, checked
         self._datasets: dict[str, FaceDataset] = {}
         self.label_overrides = label_overrides
@@ -199,11 +208,33 @@ class FaceDataModule(pl.LightningDataModule):
         """The stage's dataset, built once: its photo cache outlives the loaders."""
         if stage not in self._datasets:
             labels = table["label"] if "label" in table else None
-            room = self.cache_max_gb - self.cache_gb  # the limit covers all stages together
+            if self._cache_limit_gb is None:
+                self._choose_cache()
+            room = self._cache_limit_gb - self.cache_gb  # the limit covers all stages together
             self._datasets[stage] = FaceDataset(
                 table["path"], labels, self._pipeline(stage), self.cache, self.cache_dir, room
             )
         return self._datasets[stage]
+
+    def _choose_cache(self) -> None:
+        """``data.cache`` made concrete (``auto``: memory when all stages' photos fit the
+        memory limit, else disk) and that limit, shared by the DDP processes of this machine."""
+        tables = (self.train_table, self.val_table, self.eval_table)
+        photos = sum(len(t) for t in tables if t is not None)
+        processes = (
+            self.trainer.num_devices if self.trainer else int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        )
+        requested = self.cache
+        self.cache, self._cache_limit_gb = choose_cache(
+            requested,
+            photos,
+            self.image_size,
+            self.cache_max_gb,
+            self.cache_memory_fraction,
+            processes,
+        )
+        if requested == "auto" and self.cache == "disk" and self.cache_dir is None:
+            self.cache = "none"  # no folder to keep it in (a data module built by hand)
 
     def _pipeline(self, stage: str) -> Pipeline:
         return build_transform(
