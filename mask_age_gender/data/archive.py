@@ -7,7 +7,9 @@ collects every problem it finds into one :class:`ArchiveError` naming the file a
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from mask_age_gender.labels import DEFAULT_AGE_BINS, GENDER_NAMES, PHOTO_MASK, age_group, encode
+
+log = logging.getLogger(__name__)
 
 TRAIN_CSV = "train/train.csv"
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
@@ -231,11 +235,16 @@ def _verify_images(root: Path, paths: Sequence[str], mode: bool | str) -> list[s
         return []
     problems = []
     desc = "decoding photos" if mode == "full" else "checking photo headers"
-    for path in tqdm(paths, desc=desc, leave=False, mininterval=1.0):
+    started = time.monotonic()
+    log.info("%s: %d photos", desc, len(paths))  # a bar only on a terminal (disable=None)
+    for path in tqdm(paths, desc=desc, leave=False, mininterval=1.0, disable=None):
         try:  # not load_rgb: a header-only check, and PIL's load() refuses truncated JPEGs
             with Image.open(path) as image:
                 if mode == "full":
                     image.load()
         except Exception as err:  # PIL raises many types for a bad file; each names the photo
             problems.append(f"{Path(path).relative_to(root)}: cannot be decoded ({err})")
+    log.info(
+        "%s: done in %.1f s, %d cannot be opened", desc, time.monotonic() - started, len(problems)
+    )
     return problems

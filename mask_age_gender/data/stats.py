@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from tqdm.auto import tqdm
 from mask_age_gender.data.dataset import load_rgb
 from mask_age_gender.data.transforms import Pipeline
 from mask_age_gender.files import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def stats_key(paths: Sequence[str], prepare_key: str) -> str:
@@ -55,7 +59,12 @@ def channel_stats(
     total = np.zeros(3, np.int64)  # exact: 255² × pixels stays far below 2⁶³
     squares = np.zeros(3, np.int64)
     pixels = 0
-    for index in tqdm(range(len(paths)), desc="training-set mean/std", unit="photo", leave=False):
+    started = time.monotonic()
+    log.info("training-set mean/std: %d photos", len(paths))  # a bar only on a terminal
+    bar = tqdm(
+        range(len(paths)), desc="training-set mean/std", unit="photo", leave=False, disable=None
+    )
+    for index in bar:
         image = photos(index)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(
@@ -68,6 +77,7 @@ def channel_stats(
     if not pixels:
         raise ValueError("no training photos to compute the mean/std of")
     mean = total / (255.0 * pixels)
+    log.info("training-set mean/std: done in %.1f s", time.monotonic() - started)
     std = np.sqrt(np.maximum(squares / (255.0**2 * pixels) - mean**2, 1e-12))
     result = {
         "mean": mean.round(6).tolist(),

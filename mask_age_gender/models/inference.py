@@ -9,6 +9,8 @@ and loaded with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 from __future__ import annotations
 
 import copy
+import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.models.module import FaceClassifier
 
+log = logging.getLogger(__name__)
 TTA_MODES = ("none", "hflip")
 
 
@@ -83,7 +86,7 @@ def predict_proba(
         raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
     module.eval()
     chunks = []
-    for images, *_ in tqdm(loader, desc=desc, leave=False):
+    for images, *_ in tqdm(loader, desc=desc, leave=False, disable=None):  # bar: on a terminal
         images = images.to(module.device)
         probs = module.predict_proba(images)
         if tta == "hflip":
@@ -100,14 +103,25 @@ def predict_as_trained(
     of one process, so the rank that writes the run's files can call it alone; the strategy
     (DDP, say) changes how gradients are shared, not what an eval-mode forward pass gives."""
     device = trainer.strategy.root_device
-    predictor = pl.Trainer(
-        accelerator={"cuda": "gpu"}.get(device.type, device.type),
-        devices=[device.index or 0] if device.type == "cuda" else 1,
-        precision=trainer.precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=trainer.progress_bar_callback is not None,
-    )
+    # Lightning's "Predicting" bar (Rich, on stdout) only on a terminal: in a file, a line
+    live_bar = trainer.progress_bar_callback is not None and sys.stdout.isatty()
+    if not live_bar:
+        log.info("predicting %d photos", len(loader.dataset))
+    # the training Trainer has said which device it runs on: not again for each prediction
+    banner = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = banner.level
+    banner.setLevel(logging.WARNING)
+    try:
+        predictor = pl.Trainer(
+            accelerator={"cuda": "gpu"}.get(device.type, device.type),
+            devices=[device.index or 0] if device.type == "cuda" else 1,
+            precision=trainer.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=live_bar,
+        )
+    finally:
+        banner.setLevel(level)
     batches = predictor.predict(module, dataloaders=loader)
     return torch.cat(batches).numpy() if batches else np.zeros((0, 18), dtype=np.float32)
