@@ -34,7 +34,6 @@ from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.results.prediction import write_submission
 from mask_age_gender.results.run_reader import epoch_history, prediction_table
 from mask_age_gender.results.run_report import write_error_analysis
-from mask_age_gender.training import resolvers  # noqa: F401  (registers ${mixed_precision:})
 from mask_age_gender.training.build import (
     build_callbacks,
     build_datamodule,
