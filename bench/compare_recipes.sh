@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# One technique at a time on the demo recipe (same archive, epochs and seed), then the ledger.
-#   bash bench/compare_recipes.sh [EPOCHS] [OUT]
+# One technique at a time on the demo recipe, each over the same seeds (the validation people
+# stay the same: data.split_seed), then the grouped ledger with paired differences to the demo.
+#   bash bench/compare_recipes.sh [EPOCHS] [OUT] [SEEDS]      # defaults: 3 multirun/compare 1,2,3
 set -euo pipefail
-epochs=${1:-4}
+epochs=${1:-3}
 out=${2:-multirun/compare}
-common=("trainer.max_epochs=$epochs" seed=42 callbacks.progress_bar=null)
-run() {  # name, overrides…
+seeds=${3:-1,2,3}
+common=("trainer.max_epochs=$epochs" "seed=$seeds" callbacks.progress_bar=null)
+sweep() {  # name, overrides…: one configuration over the seeds; skipped once it has finished
   local name=$1; shift
-  [ -f "$out/$name/summary.json" ] && return
-  .venv/bin/python -m mask_age_gender.train "${common[@]}" "$@" "hydra.run.dir=$out/$name"
+  [ -f "$out/$name/.done" ] && return
+  .venv/bin/python -m mask_age_gender.train -m "${common[@]}" "task_name=$name" "$@" \
+    "hydra.sweep.dir=$out/$name"
+  touch "$out/$name/.done"
 }
-run demo_ce experiment=demo
-run focal experiment=demo loss=focal
-run f1 experiment=demo loss=f1
-run weighted_ce experiment=demo loss=weighted_ce
-run sampler_weighted experiment=demo data.sampler=weighted
-run head_multi experiment=demo head=multi
-run cutmix experiment=demo mix=cutmix
+sweep demo experiment=demo
+sweep focal experiment=demo loss=focal
+sweep f1 experiment=demo loss=f1
+sweep weighted_ce experiment=demo loss=weighted_ce
+sweep sampler_weighted experiment=demo data.sampler=weighted
+sweep head_multi experiment=demo head=multi
+sweep cutmix experiment=demo mix=cutmix
 # strong on the demo's data, size and trainer (its own model, loss, transform, mix, sampler, EMA)
-run strong experiment=strong data.root=data/synthetic "data.image_size=[112,84]" trainer=cpu
+sweep strong experiment=strong data.root=data/synthetic "data.image_size=[112,84]" trainer=cpu
+.venv/bin/python -m mask_age_gender.report "$out" --group --baseline task_name=demo
