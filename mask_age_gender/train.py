@@ -34,6 +34,7 @@ from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.results.prediction import write_submission
 from mask_age_gender.results.run_reader import epoch_history, prediction_table
 from mask_age_gender.results.run_report import write_error_analysis
+from mask_age_gender.results.to_loggers import publish_analysis
 from mask_age_gender.training.build import (
     build_callbacks,
     build_datamodule,
@@ -100,6 +101,7 @@ def train(cfg: DictConfig) -> float:
     write_json_atomic(run_dir / "summary.json", summary)
     if cfg.get("error_analysis", True):
         write_error_analysis(run_dir)
+    publish_analysis(trainer.loggers, run_dir, summary)  # W&B, TensorBoard: scores, figures
     log.info("val macro F1 %.4f (best epoch %d)", summary["val_f1"], summary["best_epoch"])
     log.info("run directory: %s", run_dir.resolve())
     for name in ("summary.json", "val_predictions.csv", "submission.csv", "checkpoints/best.ckpt"):
