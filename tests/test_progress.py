@@ -48,6 +48,7 @@ def test_a_run_written_to_a_file_is_short_with_one_line_per_epoch(
     overrides += [
         f"trainer.max_epochs={EPOCHS}", f"data.root={archive}", f"hydra.run.dir={run}",
         "transform.normalize=train_stats",  # the mean/std pass shows its progress too
+        f"data.cache_dir={tmp_path / 'cache'}",  # not computed before by another test
     ]  # fmt: skip
     log_file = tmp_path / "out.log"
     with log_file.open("w") as out:  # stdout and stderr to one file, as SLURM or nohup do

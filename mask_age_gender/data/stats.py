@@ -53,6 +53,7 @@ def channel_stats(
     cache = Path(cache_dir) / f"stats-{key}.json" if cache_dir else None
     if cache is not None and cache.is_file():
         stored = json.loads(cache.read_text())
+        log.info("training-set mean/std: computed before, read from %s", cache)
         return stored["mean"], stored["std"]
     if photos is None:
         photos = lambda i: pipeline.prepare(image=load_rgb(paths[i]))["image"]  # noqa: E731
