@@ -49,6 +49,12 @@ def available_memory_gb() -> float:
     return psutil.virtual_memory().available / GB
 
 
+def check_cache_choice(requested: str) -> None:
+    """Refuse a ``data.cache`` that is none of ``CACHE_CHOICES``."""
+    if requested not in CACHE_CHOICES:
+        raise ValueError(f"data.cache must be one of {', '.join(CACHE_CHOICES)}, got {requested!r}")
+
+
 def choose_cache(
     requested: str,
     photos: int,
@@ -63,8 +69,7 @@ def choose_cache(
     ``auto``: ``memory`` when they fit the limit, ``disk`` otherwise (one log line says which
     and why). ``memory`` without ``max_gb`` is refused here when they do not fit the budget.
     """
-    if requested not in CACHE_CHOICES:
-        raise ValueError(f"data.cache must be one of {', '.join(CACHE_CHOICES)}, got {requested!r}")
+    check_cache_choice(requested)
     if requested in ("none", "disk") or (requested == "memory" and max_gb is not None):
         return requested, float("inf") if max_gb is None else float(max_gb)
     need = photos * int(np.prod((*image_size, 3))) / GB

@@ -15,7 +15,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from mask_age_gender.data.archive import read_archive, relabel
-from mask_age_gender.data.cache import CACHE_CHOICES, choose_cache
+from mask_age_gender.data.cache import check_cache_choice, choose_cache
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.overrides import apply_overrides, read_overrides
 from mask_age_gender.data.sampler import EpochSampler
@@ -84,8 +84,7 @@ class FaceDataModule(pl.LightningDataModule):
         self.cache_dir = cache_dir
         # data.cache as asked; self.cache becomes what was built (auto: memory or disk) when
         # the first stage's dataset is, with the photos of all stages known
-        if cache not in CACHE_CHOICES:
-            raise ValueError(f"data.cache must be one of {', '.join(CACHE_CHOICES)}, got {cache!r}")
+        check_cache_choice(cache)  # before the archive is read
         self.cache, self.cache_max_gb = cache, cache_max_gb
         self.cache_memory_fraction = cache_memory_fraction
         self._cache_limit_gb: float | None = None  # the memory limit all stages share
