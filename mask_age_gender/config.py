@@ -13,12 +13,15 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, open_dict
 
+from mask_age_gender.resolvers import register_resolvers
+
 CONF = Path(__file__).resolve().parents[1] / "conf"  # the apps' config folder
 
 
 def compose_config(overrides: list[str], output_dir: Path, name: str = "train") -> DictConfig:
     """The real config ``name`` with ``overrides``, writing to ``output_dir``; Hydra's runtime
     values (``${hydra:runtime.cwd}`` in paths) are those of this process."""
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)

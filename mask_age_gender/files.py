@@ -11,9 +11,17 @@ from typing import Any
 
 import pandas as pd
 
+from mask_age_gender.labels import NUM_CLASSES
+
 SUMMARY = "summary.json"  # scores, status and choices of a run
 METRICS = "metrics.csv"  # one row per logged step/epoch (the CSV logger's)
 PREDICTIONS = "val_predictions.csv"  # photo, person, true, predicted, 18 probabilities
+PROBABILITIES = [f"p{k:02d}" for k in range(NUM_CLASSES)]  # its 18 probability columns
+SUBMISSION = "submission.csv"  # ImageID,ans for eval/info.csv, when the archive has eval/
+REPORT = "report.md"  # the error analysis, for reading
+ERRORS = "errors.json"  # the error analysis, for programs
+BEST_CKPT = Path("checkpoints") / "best.ckpt"  # the best epoch by val/f1
+LAST_CKPT = Path("checkpoints") / "last.ckpt"  # the latest state: resume=RUN_DIR starts here
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mask_age_gender.results.prediction import predict_archive
-from mask_age_gender.training.mistakes import mistakes_as_messages
+from mask_age_gender.errors import mistakes_as_messages
+from mask_age_gender.inference.prediction import predict_archive
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

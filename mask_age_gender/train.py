@@ -26,13 +26,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.errors import mistakes_as_messages, user_mistake
 from mask_age_gender.files import write_csv_atomic, write_json_atomic
-from mask_age_gender.models.bootstrap import RESAMPLES, SEED, person_bootstrap
-from mask_age_gender.models.inference import predict_as_trained
+from mask_age_gender.inference.checkpoints import predict_as_trained
+from mask_age_gender.inference.prediction import prediction_table, write_submission
 from mask_age_gender.models.metrics import score
 from mask_age_gender.models.module import FaceClassifier
-from mask_age_gender.results.prediction import write_submission
-from mask_age_gender.results.run_reader import epoch_history, prediction_table
+from mask_age_gender.resolvers import register_resolvers
+from mask_age_gender.results.bootstrap import RESAMPLES, SEED, person_bootstrap
+from mask_age_gender.results.run_reader import epoch_history
 from mask_age_gender.results.run_report import write_error_analysis
 from mask_age_gender.results.to_loggers import publish_analysis
 from mask_age_gender.training.build import (
@@ -43,7 +45,6 @@ from mask_age_gender.training.build import (
 )
 from mask_age_gender.training.callbacks import AtomicCheckpointIO, run_callbacks
 from mask_age_gender.training.distributed import ddp_job
-from mask_age_gender.training.mistakes import mistakes_as_messages, user_mistake
 from mask_age_gender.training.resume import (
     check_resumable,
     checkpoint_step,
@@ -178,4 +179,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    register_resolvers()  # before Hydra composes: the configs use them
     main()

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender.data import cache as photo_cache
 from mask_age_gender.data.cache import CacheTooLarge
-from mask_age_gender.results.prediction import predict_archive
+from mask_age_gender.inference.prediction import predict_archive
 from mask_age_gender.train import train
 from mask_age_gender.training.build import build_datamodule
 

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 
 from mask_age_gender.labels import NUM_CLASSES
-from mask_age_gender.models.bootstrap import (
+from mask_age_gender.models.metrics import score
+from mask_age_gender.results.bootstrap import (
     macro_f1,
     person_bootstrap,
     person_confusions,
     resampled_confusions,
     task_maps,
 )
-from mask_age_gender.models.metrics import score
 from mask_age_gender.results.ledger import collect_ledger
 
 from .tiny_runs import FINISHED, tiny_sweep

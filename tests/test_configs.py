@@ -13,12 +13,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from mask_age_gender import resolvers
 from mask_age_gender.data.transforms import build_transform
-from mask_age_gender.models.inference import eval_loader
+from mask_age_gender.inference.checkpoints import eval_loader
 from mask_age_gender.models.losses import HeadLoss
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.models.optim import build_optimizer, build_scheduler, warmup_cosine
-from mask_age_gender.training import resolvers
 from mask_age_gender.training.build import build_datamodule
 
 from .conftest import CONF, TINY, compose_config

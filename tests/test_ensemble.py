@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mask_age_gender.models.inference import eval_loader, load_classifier, predict_proba
-from mask_age_gender.results.ensemble import combine, split_of
-from mask_age_gender.results.prediction import predict_archive
+from mask_age_gender.inference.checkpoints import eval_loader, load_classifier, predict_proba
+from mask_age_gender.inference.ensemble import combine, split_of
+from mask_age_gender.inference.prediction import predict_archive
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mask_age_gender.data.archive import read_train
-from mask_age_gender.data.overrides import read_overrides
+from mask_age_gender.data.label_fixes import read_overrides
 from mask_age_gender.data.split import person_folds
 from mask_age_gender.data.synthetic import generate_archive
 from mask_age_gender.labels import age_group

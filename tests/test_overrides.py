@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mask_age_gender.data.archive import ArchiveError, read_train
-from mask_age_gender.data.overrides import apply_overrides, read_overrides
+from mask_age_gender.data.label_fixes import apply_overrides, read_overrides
 from mask_age_gender.labels import Mask
 from mask_age_gender.train import train
 

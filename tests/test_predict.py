@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mask_age_gender.models.inference import CheckpointMismatch
-from mask_age_gender.results.prediction import predict_archive
+from mask_age_gender.inference.checkpoints import CheckpointMismatch
+from mask_age_gender.inference.prediction import predict_archive
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config

@@ -13,9 +13,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from mask_age_gender.data.sampler import EpochSampler
-from mask_age_gender.models.inference import eval_loader, load_classifier, predict_proba
+from mask_age_gender.inference.checkpoints import eval_loader, load_classifier, predict_proba
+from mask_age_gender.inference.ensemble import labelled_photos, validation_photos
 from mask_age_gender.models.metrics import score
-from mask_age_gender.results.ensemble import labelled_photos, validation_photos
 
 from .conftest import CONF, TINY
 from .test_train import run_app

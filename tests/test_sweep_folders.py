@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mask_age_gender.resolvers import SUBDIR_BYTES, sweep_subdir
 from mask_age_gender.results.ledger import collect_ledger
-from mask_age_gender.training.resolvers import SUBDIR_BYTES, sweep_subdir
 
 from .test_train import run_sweep
 

@@ -22,7 +22,7 @@ import torch
 from hydra.utils import instantiate
 
 from mask_age_gender.bench.build import Settings, compose_config, limited_datamodule, synchronize
-from mask_age_gender.models.inference import eval_loader, predict_proba
+from mask_age_gender.inference.checkpoints import eval_loader, predict_proba
 from mask_age_gender.models.module import FaceClassifier
 
 MB = 1024  # ru_maxrss is in KiB on Linux

@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from mask_age_gender.errors import UserMistake
 from mask_age_gender.labels import DEFAULT_AGE_BINS, GENDER_NAMES, PHOTO_MASK, age_group, encode
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ MAX_LISTED = 30  # problems listed in one error; the rest are counted
 MAX_AGE = 120
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserMistake, ValueError):
     """Every problem found in an archive, one per line, each naming its file and row."""
 
     def __init__(self, root: Path, problems: Sequence[str], what: str = "archive"):

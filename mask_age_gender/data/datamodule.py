@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from mask_age_gender.data.archive import read_archive, relabel
 from mask_age_gender.data.cache import check_cache_choice, choose_cache
 from mask_age_gender.data.dataset import FaceDataset
-from mask_age_gender.data.overrides import apply_overrides, read_overrides
+from mask_age_gender.data.label_fixes import apply_overrides, read_overrides
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats

@@ -18,6 +18,8 @@ import timm
 import torch
 from torch import nn
 
+from mask_age_gender.errors import UserMistake
+
 PACKAGE_WEIGHTS = "package"
 PACKAGE_ARCHITECTURE = "tf_efficientnet_lite0"
 HUB_HOST = "huggingface.co"
@@ -83,7 +85,7 @@ def hub_offline() -> Iterator[None]:
         constants.HF_HUB_OFFLINE = before
 
 
-class PretrainedUnavailable(RuntimeError):
+class PretrainedUnavailable(UserMistake, RuntimeError):
     """``model.pretrained=true`` without timm's model hub (offline, no cached copy)."""
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
-from mask_age_gender.files import PREDICTIONS
+from mask_age_gender.files import PREDICTIONS, PROBABILITIES
 from mask_age_gender.labels import (
     DEFAULT_AGE_BINS,
     NUM_CLASSES,
@@ -46,7 +46,6 @@ from mask_age_gender.labels import (
 )
 from mask_age_gender.models.metrics import score
 from mask_age_gender.results.run_reader import (
-    PROBABILITIES,
     read_history,
     read_summary,
     run_age_bins,

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mask_age_gender.config import flatten_config
-from mask_age_gender.files import PREDICTIONS, write_csv_atomic, write_text_atomic
+from mask_age_gender.files import ERRORS, PREDICTIONS, write_csv_atomic, write_text_atomic
 from mask_age_gender.results.error_analysis import CATEGORIES, analyse
 from mask_age_gender.results.run_reader import (
     find_runs,
@@ -34,7 +34,7 @@ from mask_age_gender.results.run_reader import (
     run_age_bins,
     run_config,
 )
-from mask_age_gender.results.run_report import ERRORS, MISSING
+from mask_age_gender.results.run_report import MISSING
 
 log = logging.getLogger(__name__)
 

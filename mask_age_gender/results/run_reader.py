@@ -14,18 +14,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
 from mask_age_gender.config import CONF, app_choices
 from mask_age_gender.files import METRICS, SUMMARY
-from mask_age_gender.labels import DEFAULT_AGE_BINS, NUM_CLASSES, check_age_bins
+from mask_age_gender.labels import DEFAULT_AGE_BINS, check_age_bins
 
 log = logging.getLogger(__name__)
 
-PROBABILITIES = [f"p{k:02d}" for k in range(NUM_CLASSES)]  # columns of the 18 probabilities
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 HYDRA_RUNTIME = Path(".hydra") / "hydra.yaml"
 HPARAMS = "hparams.yaml"  # written by the CSV logger at the start of fit: the resolved config
@@ -146,10 +144,3 @@ def find_runs(folders: Iterable[str | Path]) -> list[Path]:
         for marker in (SUMMARY, METRICS, str(HYDRA_CONFIG)):
             found |= {path.parents[len(Path(marker).parts) - 1] for path in folder.rglob(marker)}
     return sorted(found)
-
-
-def prediction_table(table: pd.DataFrame, preds: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """One row per photo: path, person, age, true and predicted class, the 18 probabilities."""
-    out = table[["path", "person", "age"]].assign(true=table["label"].to_numpy(), pred=preds)
-    columns = pd.DataFrame(probs.round(6), columns=PROBABILITIES)
-    return pd.concat([out.reset_index(drop=True), columns], axis=1)

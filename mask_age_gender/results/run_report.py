@@ -8,13 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from mask_age_gender.files import write_json_atomic, write_text_atomic
-from mask_age_gender.models.bootstrap import RESAMPLES, person_bootstrap
+from mask_age_gender.files import ERRORS, REPORT, write_json_atomic, write_text_atomic
 from mask_age_gender.results import plots
+from mask_age_gender.results.bootstrap import RESAMPLES, person_bootstrap
 from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
 
-REPORT = "report.md"
-ERRORS = "errors.json"
 MISSING = "-"  # how a missing value shows in a Markdown table
 
 

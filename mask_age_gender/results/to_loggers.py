@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
 
+from mask_age_gender.files import ERRORS, REPORT
 from mask_age_gender.results import plots
-from mask_age_gender.results.run_report import ERRORS, REPORT
 
 # summary.json keys that go to the trackers as the run's final scores
 SCORES = (

@@ -11,15 +11,15 @@ from hydra.utils import instantiate
 
 from mask_age_gender.config import app_choices
 from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.errors import UserMistake
 from mask_age_gender.models.module import backbone_normalization
-from mask_age_gender.training import resolvers  # noqa: F401  (the configs' ${mixed_precision:} …)
 
 # transform.normalize: none (0–1 pixels), backbone (its mean/std, unless data.mean/std are set),
 # train_stats (the training split's mean/std, which FaceDataModule.setup computes)
 NORMALIZE = ("none", "backbone", "train_stats")
 
 
-class DataNotFound(FileNotFoundError):
+class DataNotFound(UserMistake, FileNotFoundError):
     """No archive where ``data.root`` points."""
 
 

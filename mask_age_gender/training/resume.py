@@ -14,11 +14,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender.config import flatten_config
+from mask_age_gender.errors import UserMistake
 from mask_age_gender.files import (
+    LAST_CKPT,
     METRICS,
     write_csv_atomic,
 )
-from mask_age_gender.training.status import LAST_CKPT
+from mask_age_gender.resolvers import resume_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +36,8 @@ RESUMABLE_CHANGES = (
 )  # fmt: skip
 
 
-class ResumeRefused(ValueError):
+class ResumeRefused(UserMistake, ValueError):
     """A resume whose config would change the experiment."""
-
-
-def resume_dir(resume: str | None, ckpt_path: str | None, default: str) -> str:
-    """``hydra.run.dir``: the run being resumed (``resume=DIR``, or the run directory holding
-    ``ckpt_path=DIR/checkpoints/X.ckpt``), else a new one."""
-    if resume:
-        return str(resume)
-    if ckpt_path and Path(ckpt_path).parent.name == "checkpoints":
-        return str(Path(ckpt_path).parent.parent)
-    return default
-
-
-def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str:
-    """``hydra.output_subdir``: a resumed run keeps the ``.hydra/`` of its first start (the
-    record of the experiment) and writes the resuming command's beside it."""
-    return ".hydra" if resume_dir(resume, ckpt_path, "") == "" else ".hydra-resumed"
 
 
 def restore_config(cfg: DictConfig) -> DictConfig:

@@ -22,7 +22,9 @@ import torch
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from mask_age_gender.errors import UserMistake
 from mask_age_gender.files import (
+    LAST_CKPT,
     SUMMARY,
     write_json_atomic,
 )
@@ -43,13 +45,10 @@ def record_stop(signum: signal.Signals) -> None:
     _stopped_by["signal"] = signum
 
 
-LAST_CKPT = Path("checkpoints") / "last.ckpt"
-
-
 CHECKPOINTS_KEPT = 3  # best.ckpt, last.ckpt and the new last.ckpt while it replaces the old one
 
 
-class NotEnoughRoom(OSError):
+class NotEnoughRoom(UserMistake, OSError):
     """The run directory cannot be written, or cannot hold the checkpoints."""
 
 

@@ -2,7 +2,9 @@
 
 A missing or malformed archive, pretrained weights out of reach, a run that cannot resume, a
 checkpoint that does not fit: the message says what is wrong and what to do, so a stack trace
-would only bury it. ``HYDRA_FULL_ERROR=1`` (as for Hydra's own errors) keeps the traceback.
+would only bury it. Each such error subclasses ``UserMistake`` where it is raised
+(``ArchiveError`` in the archive reader, ``CheckpointMismatch`` in the inference engine, …).
+``HYDRA_FULL_ERROR=1`` (as for Hydra's own errors) keeps the traceback.
 """
 
 from __future__ import annotations
@@ -14,22 +16,9 @@ from contextlib import contextmanager
 
 from hydra.errors import InstantiationException
 
-from mask_age_gender.data.archive import ArchiveError
-from mask_age_gender.models.backbone import PretrainedUnavailable
-from mask_age_gender.models.inference import CheckpointMismatch, CheckpointNotFound
-from mask_age_gender.training.build import DataNotFound
-from mask_age_gender.training.resume import ResumeRefused
-from mask_age_gender.training.status import NotEnoughRoom
 
-USER_MISTAKES: tuple[type[Exception], ...] = (
-    DataNotFound,
-    ArchiveError,
-    PretrainedUnavailable,
-    ResumeRefused,
-    NotEnoughRoom,
-    CheckpointMismatch,
-    CheckpointNotFound,
-)
+class UserMistake(Exception):
+    """An error whose message says what the user got wrong and what to do instead."""
 
 
 def full_error() -> bool:
@@ -42,7 +31,7 @@ def user_mistake(err: BaseException) -> BaseException | None:
     none, or under ``HYDRA_FULL_ERROR=1``."""
     if isinstance(err, InstantiationException):
         err = err.__cause__ or err
-    return err if isinstance(err, USER_MISTAKES) and not full_error() else None
+    return err if isinstance(err, UserMistake) and not full_error() else None
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One technique at a time on the demo recipe, each over the same seeds (the validation people
 # stay the same: data.split_seed), then the grouped ledger with paired differences to the demo.
-#   bash bench/compare_recipes.sh [EPOCHS] [OUT] [SEEDS]      # defaults: 3 multirun/compare 1,2,3
+#   bash scripts/compare_recipes.sh [EPOCHS] [OUT] [SEEDS]      # defaults: 3 multirun/compare 1,2,3
 set -euo pipefail
 epochs=${1:-3}
 out=${2:-multirun/compare}

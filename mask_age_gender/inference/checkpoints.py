@@ -22,17 +22,18 @@ from tqdm.auto import tqdm
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.data.workers import default_workers
+from mask_age_gender.errors import UserMistake
 from mask_age_gender.models.module import FaceClassifier
 
 log = logging.getLogger(__name__)
 TTA_MODES = ("none", "hflip")
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(UserMistake, ValueError):
     """A checkpoint that does not fit the data or the other checkpoints of an ensemble."""
 
 
-class CheckpointNotFound(FileNotFoundError):
+class CheckpointNotFound(UserMistake, FileNotFoundError):
     """``ckpt=PATH`` names no file."""
 
 

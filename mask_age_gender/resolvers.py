@@ -1,13 +1,13 @@
-"""OmegaConf resolvers used by the configs."""
+"""The OmegaConf resolvers the configs use (``${mixed_precision:…}``, ``${resume_dir:…}`` …),
+registered by ``register_resolvers()``: the commands call it before Hydra composes a config."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-
-from mask_age_gender.training.resume import hydra_subdir, resume_dir
 
 
 def mixed_precision(accelerator: str = "gpu") -> str:
@@ -52,7 +52,37 @@ def _rounded(match: re.Match[str]) -> str:
     return written if float(short) == float(written) else short
 
 
-OmegaConf.register_new_resolver("mixed_precision", mixed_precision, replace=True)
-OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)  # hydra.run.dir
-OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)  # hydra.output_subdir
-OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir, replace=True)  # hydra.sweep.subdir
+def resume_dir(resume: str | None, ckpt_path: str | None, default: str) -> str:
+    """``hydra.run.dir``: the run being resumed (``resume=DIR``, or the run directory holding
+    ``ckpt_path=DIR/checkpoints/X.ckpt``), else a new one."""
+    if resume:
+        return str(resume)
+    if ckpt_path and Path(ckpt_path).parent.name == "checkpoints":
+        return str(Path(ckpt_path).parent.parent)
+    return default
+
+
+def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str:
+    """``hydra.output_subdir``: a resumed run keeps the ``.hydra/`` of its first start (the
+    record of the experiment) and writes the resuming command's beside it."""
+    return ".hydra" if resume_dir(resume, ckpt_path, "") == "" else ".hydra-resumed"
+
+
+RESOLVERS = {
+    "mixed_precision": mixed_precision,  # trainer.precision
+    "resume_dir": resume_dir,  # hydra.run.dir
+    "hydra_subdir": hydra_subdir,  # hydra.output_subdir
+    "sweep_subdir": sweep_subdir,  # hydra.sweep.subdir
+}
+
+
+def register_resolvers() -> None:
+    """Make the resolvers known to OmegaConf (again: replacing is harmless)."""
+    OmegaConf.register_new_resolver("mixed_precision", mixed_precision, replace=True)
+    OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)  # hydra.run.dir
+    OmegaConf.register_new_resolver(
+        "hydra_subdir", hydra_subdir, replace=True
+    )  # hydra.output_subdir
+    OmegaConf.register_new_resolver(
+        "sweep_subdir", sweep_subdir, replace=True
+    )  # hydra.sweep.subdir

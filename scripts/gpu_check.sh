@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of issue #5, on a fresh GPU machine, from any directory:
-#   bash bench/gpu_check.sh             # BATCH=32 PHOTOS=2048 EPOCHS=3 COMPILE=false by default
+#   bash scripts/gpu_check.sh             # BATCH=32 PHOTOS=2048 EPOCHS=3 COMPILE=false by default
 # Installs the project (.venv, pip install -e '.[dev]'), generates the benchmark's synthetic
 # archive (384×512), benchmarks resnet50 at 224×224 (trainer=gpu: bf16 mixed; channels_last;
 # data.cache=memory warmed by one epoch; workers = CPU count), then trains it 1 epoch with

@@ -18,24 +18,23 @@ from omegaconf import DictConfig, ListConfig
 
 from mask_age_gender.config import list_or_value
 from mask_age_gender.data.archive import read_eval
-from mask_age_gender.files import write_csv_atomic, write_json_atomic
-from mask_age_gender.models.inference import (
+from mask_age_gender.files import PROBABILITIES, write_csv_atomic, write_json_atomic
+from mask_age_gender.inference.checkpoints import (
     CheckpointMismatch,
     eval_loader,
     head_name,
     load_classifier,
     predict_proba,
 )
-from mask_age_gender.models.metrics import score
-from mask_age_gender.models.module import FaceClassifier
-from mask_age_gender.results.ensemble import (
+from mask_age_gender.inference.ensemble import (
     combine,
     find_checkpoints,
     fold_groups,
     labelled_photos,
     validation_photos,
 )
-from mask_age_gender.results.run_reader import PROBABILITIES, prediction_table
+from mask_age_gender.models.metrics import score
+from mask_age_gender.models.module import FaceClassifier
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +182,10 @@ def rounded(values: dict[str, float]) -> dict[str, float]:
 
 def _best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def prediction_table(table: pd.DataFrame, preds: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """One row per photo: path, person, age, true and predicted class, the 18 probabilities."""
+    out = table[["path", "person", "age"]].assign(true=table["label"].to_numpy(), pred=preds)
+    columns = pd.DataFrame(probs.round(6), columns=PROBABILITIES)
+    return pd.concat([out.reset_index(drop=True), columns], axis=1)
