@@ -20,15 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 from mask_age_gender import files
 from mask_age_gender.files import write_csv_atomic
 from mask_age_gender.models.module import NonFiniteLoss
+from mask_age_gender.resolvers import hydra_subdir, resume_dir
 from mask_age_gender.results.run_reader import epoch_history
 from mask_age_gender.train import train
 from mask_age_gender.training import status
-from mask_age_gender.training.resume import (
-    ResumeRefused,
-    check_resumable,
-    hydra_subdir,
-    resume_dir,
-)
+from mask_age_gender.training.resume import ResumeRefused, check_resumable
 from mask_age_gender.training.status import NotEnoughRoom
 
 from .conftest import ROOT, TINY
@@ -189,21 +185,6 @@ def test_resume_refuses_a_changed_experiment_but_not_more_epochs(
     check_resumable(ckpt, longer)
     other = {**config, "optimizer": {**config["optimizer"], "lr": 0.5}}
     with pytest.raises(ResumeRefused, match=r"optimizer.lr: 0.001 in the checkpoint, 0.5 now"):
-        check_resumable(ckpt, other)
-
-
-def test_a_checkpoint_from_before_split_seed_resumes_if_its_seed_split_alike(
-    train_config: Callable[..., DictConfig], tmp_path: Path
-) -> None:
-    """Before ``data.split_seed`` the people were split with ``data.seed``: a checkpoint
-    without it resumes when that seed is the split seed now, and is refused otherwise."""
-    config = OmegaConf.to_container(train_config(), resolve=True)
-    old = {**config, "data": {k: v for k, v in config["data"].items() if k != "split_seed"}}
-    ckpt = tmp_path / "last.ckpt"
-    torch.save({"hyper_parameters": {"config": old}}, ckpt)
-    check_resumable(ckpt, config)  # data.seed 42 then, data.split_seed 42 now
-    other = {**config, "data": {**config["data"], "split_seed": 7}}
-    with pytest.raises(ResumeRefused, match=r"data.split_seed: 42 in the checkpoint, 7 now"):
         check_resumable(ckpt, other)
 
 
