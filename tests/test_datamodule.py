@@ -6,16 +6,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
+from mask_age_gender.config import CONF
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.stats import channel_stats
 
 BASE = {"normalize": "backbone", "prepare": {}, "augment": {}}
 
 
+# conf/data/default.yaml's values (its defaults), the interpolated ones set below
+DEFAULTS = {k: v for k, v in OmegaConf.load(CONF / "data" / "default.yaml").items() if k[0] != "_"}
+
+
 def datamodule(archive: Path, **options) -> FaceDataModule:
-    options = {"transform": BASE, "mean": [0.5] * 3, "std": [0.5] * 3, **options}
-    dm = FaceDataModule(root=str(archive), image_size=(32, 24), num_workers=0, **options)
+    fixed = {"root": str(archive), "seed": 42, "cache": "none", "cache_dir": None}
+    small = {"image_size": (32, 24), "num_workers": 0, "mean": [0.5] * 3, "std": [0.5] * 3}
+    dm = FaceDataModule(**{**DEFAULTS, **fixed, **small, "transform": BASE, **options})
     dm.setup("fit")
     return dm
 

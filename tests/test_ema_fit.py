@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from mask_age_gender.models.module import FaceClassifier
-from mask_age_gender.training.build import build_datamodule
+from mask_age_gender.training.build import build_datamodule, fitted_config
 from mask_age_gender.training.ema import EMA
 
 DECAY, STEPS = 0.5, 4
@@ -50,7 +50,7 @@ def expected_average(raw: list[Weights]) -> Weights:
 
 def fit(config: dict, run: Path, ema: bool) -> tuple[Recorder, FaceClassifier, dict]:
     datamodule = build_datamodule(config)
-    module = FaceClassifier(config)
+    module = FaceClassifier(fitted_config(config, datamodule))
     recorder = Recorder()
     checkpoint = ModelCheckpoint(dirpath=run, filename="end")
     callbacks = [*([EMA(decay=DECAY)] if ema else []), recorder, checkpoint]

@@ -18,13 +18,17 @@ import mask_age_gender.train as train_app
 from mask_age_gender.data.archive import read_train
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.train import train
-from mask_age_gender.training.build import build_datamodule
+from mask_age_gender.training.build import build_datamodule, fitted_config
 
 from .conftest import TINY, compose_config
 
 TIMINGS = {"seconds", "fit_images_per_s", "fit_images", "cache_gb"}  # differ by run
-# random augmentation, a weighted sampler and 2 epochs of 4 batches: what workers could change
-RUN = ["transform=light", "data.sampler=weighted", "+trainer.limit_train_batches=4"]
+# random augmentation, a weighted sampler and 2 epochs of 4 batches: what workers could change;
+# dropout draws from torch's global RNG, which a resumed run must restore to match the plain run
+RUN = [
+    *("transform=light", "data.sampler=weighted", "+trainer.limit_train_batches=4"),
+    "model.drop_rate=0.3",
+]
 
 
 def results(run: Path) -> tuple[dict, pd.DataFrame]:
@@ -91,7 +95,6 @@ def test_inverse_frequency_class_weights_reach_the_checkpoint(
     assert set(weights) == {"class"}
 
 
-@pytest.mark.slow
 def test_ckpt_path_resumes_a_stopped_run_to_the_uninterrupted_result(
     archive: Path,
     tmp_path: Path,
@@ -130,7 +133,8 @@ def test_channels_last_auto_is_off_on_the_cpu(
     train_config: Callable[..., DictConfig], option: str, nhwc: bool
 ) -> None:
     config = OmegaConf.to_container(train_config(f"model.channels_last={option}"), resolve=True)
-    datamodule, module = build_datamodule(config), FaceClassifier(config)
+    datamodule = build_datamodule(config)
+    module = FaceClassifier(fitted_config(config, datamodule))
     trainer = pl.Trainer(
         accelerator="cpu", limit_val_batches=1, logger=False, enable_progress_bar=False,
         enable_model_summary=False,
@@ -141,3 +145,25 @@ def test_channels_last_auto_is_off_on_the_cpu(
     assert len(convs) > 1
     formats = {w.is_contiguous(memory_format=torch.channels_last) for w in convs}
     assert formats == {nhwc} and module.channels_last is nhwc
+
+
+def test_early_stopping_ends_a_run_whose_val_f1_stays_flat(
+    train_config: Callable[..., DictConfig],
+) -> None:
+    """Patience 1 and a learning rate of 0 (the val F1 of every epoch alike): the run stops
+    after its second epoch of six, and the stopping callback's best score is the val F1."""
+    cfg = train_config(
+        "optimizer.lr=0", "scheduler=none", "trainer.max_epochs=6",
+        "callbacks.early_stopping.patience=1", "+trainer.limit_train_batches=2",
+    )  # fmt: skip
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    val_f1 = pd.read_csv(run / "metrics.csv")["val/f1"].dropna()
+    assert val_f1.nunique() == 1  # flat, as the test needs
+    assert summary["epochs_run"] == 2 and len(val_f1) == 2
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    [stopping] = [v for k, v in ckpt["callbacks"].items() if k.startswith("EarlyStopping")]
+    # a wrong monitor (val/loss, train/f1, …) stops a flat run too, but scores it otherwise
+    assert float(stopping["best_score"]) == pytest.approx(summary["val_f1"], abs=1e-5)
+    assert stopping["stopped_epoch"] == 1

@@ -32,32 +32,33 @@ BALANCE_BY = {"class": "label", "age": "age_group"}  # data.sampler_balance → 
 class FaceDataModule(pl.LightningDataModule):
     """Train/val photos of one person-level fold of the archive, plus its eval photos if any."""
 
-    def __init__(
+    def __init__(  # every argument comes from conf/data/default.yaml: one source of defaults
         self,
+        *,
         root: str,
         transform: Mapping,
         mean: Sequence[float],
         std: Sequence[float],
-        image_size: Sequence[int] = (224, 224),
-        batch_size: int = 32,
-        num_workers: int | None = None,
-        n_folds: int = 5,
-        fold: int = 0,
-        split_seed: int = 42,
-        seed: int = 42,
-        age_bins: Sequence[int] = (30, 60),
-        train_age_bins: Sequence[int] | None = None,
-        verify_images: bool | str = True,
-        pin_memory: bool = True,
-        sampler: str = "none",
-        sampler_balance: str = "class",
-        drop_boundary_ages: int = 0,
-        cache_dir: str | None = None,
-        label_overrides: str | None = None,
-        cache: str = "none",
-        cache_max_gb: float | None = None,
-        cache_memory_fraction: float = 0.5,
-        normalize_on: str = "auto",
+        image_size: Sequence[int],
+        batch_size: int,
+        num_workers: int | None,
+        n_folds: int,
+        fold: int,
+        split_seed: int,
+        seed: int,
+        age_bins: Sequence[int],
+        train_age_bins: Sequence[int] | None,
+        verify_images: bool | str,
+        pin_memory: bool,
+        sampler: str,
+        sampler_balance: str,
+        drop_boundary_ages: int,
+        cache_dir: str | None,
+        label_overrides: str | None,
+        cache: str,
+        cache_max_gb: float | None,
+        cache_memory_fraction: float,
+        normalize_on: str,
     ):
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -112,6 +113,11 @@ class FaceDataModule(pl.LightningDataModule):
                 train_set.paths, train_set.transform, self.cache_dir, train_set.photos
             )
             train_set.transform = self._pipeline("train")  # normalising with them
+
+    def normalization(self) -> tuple[list[float], list[float]]:
+        """The input mean and std the loaders use (the training split's, once ``setup`` computed
+        them for ``transform.normalize: train_stats``): the model needs them in its config."""
+        return list(self.mean), list(self.std)
 
     def read_labelled(self) -> pd.DataFrame:
         """Every training photo of the archive with its labels corrected (``label_overrides``),

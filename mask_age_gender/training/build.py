@@ -1,4 +1,5 @@
-"""The parts of a training run built from its config: data module, callbacks, run choices."""
+"""The parts of a training run built from its resolved config: the data module, the config the
+model is built from (with what the data decided), callbacks, loggers and the Trainer."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
@@ -13,6 +15,7 @@ from mask_age_gender.config import app_choices
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.errors import UserMistake
 from mask_age_gender.models.module import backbone_normalization
+from mask_age_gender.training.callbacks import AtomicCheckpointIO, run_callbacks
 
 # transform.normalize: none (0–1 pixels), backbone (its mean/std, unless data.mean/std are set),
 # train_stats (the training split's mean/std, which FaceDataModule.setup computes)
@@ -24,28 +27,58 @@ class DataNotFound(UserMistake, FileNotFoundError):
 
 
 def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
-    """Read, check and split the archive; record in ``config`` what the data decided
-    (input normalisation, class weights) so the checkpoint carries it to ``predict``."""
+    """The data module of ``config``, with the archive read, checked and split: every archive
+    problem surfaces here, before anything is written."""
     data = config["data"]
+    check_archive_exists(Path(data["root"]))
+    mean, std = configured_normalization(config)
+    datamodule: FaceDataModule = instantiate(
+        {**data, "mean": mean, "std": std, "transform": config["transform"]}, _recursive_=False
+    )
+    datamodule.setup("fit")
+    return datamodule
+
+
+def configured_normalization(config: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """The input mean and std before the data is read: ``transform.normalize: none`` is pixels/255
+    (on either ``data.normalize_on`` path, and in ``predict``); otherwise ``data.mean/std`` when
+    set, else the backbone's. ``train_stats`` replaces them with the training split's in setup."""
     normalize = config["transform"].get("normalize", "backbone")
     if normalize not in NORMALIZE:
         raise ValueError(f"transform.normalize must be one of {NORMALIZE}, got {normalize!r}")
-    if normalize == "none":  # pixels/255 on either data.normalize_on path, and in predict
-        data["mean"], data["std"] = [0.0] * 3, [1.0] * 3
-    elif data.get("mean") is None or data.get("std") is None:
-        data["mean"], data["std"] = backbone_normalization(config["model"])
-    datamodule: FaceDataModule = instantiate(
-        {**data, "transform": config["transform"]}, _recursive_=False
-    )
-    datamodule.setup("fit")  # every archive problem surfaces here, before anything is written
-    data["mean"], data["std"] = list(datamodule.mean), list(datamodule.std)
-    data["root"] = str(datamodule.root)  # absolute: `predict split=val` finds the same people
+    if normalize == "none":
+        return [0.0] * 3, [1.0] * 3
+    data = config["data"]
+    if data.get("mean") is None or data.get("std") is None:
+        return backbone_normalization(config["model"])
+    return list(data["mean"]), list(data["std"])
+
+
+def fitted_config(config: dict[str, Any], datamodule: FaceDataModule) -> dict[str, Any]:
+    """``config`` as the model is built from it, and as its checkpoints carry it to ``predict``:
+    with the normalisation the data module settled on, its paths made absolute (``predict
+    split=val`` finds the same people) and, for ``loss.class_weights=inverse_frequency``, the
+    class weights of the training split."""
+    data = {**config["data"], "root": str(datamodule.root)}
+    data["mean"], data["std"] = datamodule.normalization()
     if data.get("label_overrides"):
         data["label_overrides"] = str(Path(data["label_overrides"]).resolve())
-    if config["loss"].get("class_weights") == "inverse_frequency":
+    loss = dict(config["loss"])
+    if loss.get("class_weights") == "inverse_frequency":
         tasks = instantiate(config["head"])(in_features=1).tasks
-        config["loss"]["class_weights"] = datamodule.class_weights(tasks)
-    return datamodule
+        loss["class_weights"] = datamodule.class_weights(tasks)
+    return {**config, "data": data, "loss": loss}
+
+
+def build_trainer(config: dict[str, Any], run_dir: Path) -> pl.Trainer:
+    """The configured Trainer with the configured callbacks and loggers, plus what every run gets
+    (clean stops, RNG state in checkpoints, checkpoints written whole)."""
+    torch.set_flush_denormal(True)  # denormal weights late in training slow CPU steps manifold
+    callbacks = build_callbacks(config.get("callbacks") or {}) + run_callbacks(run_dir)
+    loggers = [instantiate(c) for c in (config.get("logger") or {}).values() if c]
+    return instantiate(
+        config["trainer"], callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
+    )
 
 
 def build_callbacks(options: dict[str, Any]) -> list[pl.Callback]:

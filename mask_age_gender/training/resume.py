@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pandas as pd
 import torch
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender.config import flatten_config
@@ -49,15 +51,48 @@ def restore_config(cfg: DictConfig) -> DictConfig:
     if not run or not first.is_file() or not HydraConfig.initialized():
         return cfg
     now = list(HydraConfig.get().overrides.task)
-    given = {override_key(o) for o in now}
-    saved = [o for o in OmegaConf.load(first) if override_key(o) not in given]
+    parse = OverridesParser.create().parse_overrides  # Hydra's own reading of a command line
+    given = {o.key_or_group for o in parse(now)}
+    saved = [
+        o.input_line for o in parse(list(OmegaConf.load(first))) if o.key_or_group not in given
+    ]
     log.info("resuming %s with its first start's overrides: %s", run, " ".join(saved) or "none")
     return compose(config_name=HydraConfig.get().job.config_name, overrides=saved + now)
 
 
-def override_key(override: str) -> str:
-    """``model`` of ``model=x``, ``trainer.max_epochs`` of ``+trainer.max_epochs=3``."""
-    return override.split("=", 1)[0].lstrip("+~")
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run starts: from scratch (no checkpoint) or from a checkpoint, with the optimizer
+    steps it had taken and the ``metrics.csv`` rows logged before it (the CSV logger starts the
+    file afresh in a folder it finds used, so they are read before the fit)."""
+
+    checkpoint: Path | None = None
+    step: int = 0
+    earlier_metrics: pd.DataFrame | None = None
+
+    def restore_metrics(self, run_dir: Path) -> None:
+        """Put back the rows of the epochs before the first one the resumed run logged itself."""
+        earlier = self.earlier_metrics
+        if earlier is None or earlier.empty:
+            return
+        path = run_dir / METRICS
+        now = pd.read_csv(path) if path.is_file() else earlier.iloc[:0]
+        first = now["epoch"].min() if len(now) else np.inf
+        rows = pd.concat([earlier[earlier["epoch"] < first], now], ignore_index=True)
+        write_csv_atomic(path, rows)
+
+
+def resume_point(config: dict[str, Any], run_dir: Path) -> ResumePoint:
+    """For ``resume=DIR`` or ``ckpt_path=``: the checkpoint, refused if ``config`` changes the
+    experiment it belongs to; otherwise a new run's (empty) resume point."""
+    ckpt = resume_checkpoint(config.get("resume"), config.get("ckpt_path"))
+    if ckpt is None:
+        return ResumePoint()
+    check_resumable(ckpt, config)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    metrics = run_dir / METRICS
+    earlier = pd.read_csv(metrics) if metrics.is_file() else None
+    return ResumePoint(ckpt, int(saved["global_step"]), earlier)
 
 
 def resume_checkpoint(resume: str | None, ckpt_path: str | None) -> Path | None:
@@ -74,8 +109,6 @@ def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:
     """Refuse to resume with a config that changes the experiment the checkpoint belongs to."""
     saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     before = flatten_config(saved["hyper_parameters"]["config"])
-    if "data.seed" in before:  # a checkpoint from before data.split_seed split with data.seed
-        before.setdefault("data.split_seed", before["data.seed"])
     now = flatten_config(config)
     changed = [
         f"  {key}: {before.get(key, '-')!r} in the checkpoint, {now.get(key, '-')!r} now"
@@ -88,28 +121,3 @@ def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:
             + "\n".join(changed)
             + "\nstart a new run for them (or drop them to resume)"
         )
-
-
-def checkpoint_step(ckpt: Path | None) -> int:
-    """The optimizer steps a checkpoint had taken (0 for a new run)."""
-    if ckpt is None:
-        return 0
-    return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-
-
-def earlier_metrics(run_dir: Path, resumed_from: Path | None) -> pd.DataFrame | None:
-    """The ``metrics.csv`` rows a resumed run had, read before the CSV logger (which starts
-    the file afresh in a folder it finds used) deletes them."""
-    path = run_dir / METRICS
-    return pd.read_csv(path) if resumed_from is not None and path.is_file() else None
-
-
-def restore_metrics(run_dir: Path, earlier: pd.DataFrame | None) -> None:
-    """Put back the rows of the epochs before the first one the resumed run logged itself."""
-    if earlier is None or earlier.empty:
-        return
-    path = run_dir / METRICS
-    now = pd.read_csv(path) if path.is_file() else earlier.iloc[:0]
-    first = now["epoch"].min() if len(now) else np.inf
-    rows = pd.concat([earlier[earlier["epoch"] < first], now], ignore_index=True)
-    write_csv_atomic(path, rows)
