@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mask_age_gender.data.synthetic import APPLEDOUBLE, _plan_archive, generate_archive
+from mask_age_gender.data.synthetic import APPLEDOUBLE, generate_archive
+from mask_age_gender.data.synthetic.plan import plan_archive
 from mask_age_gender.labels import PHOTO_MASK, age_group, decode
 
 SIZE = (48, 64)  # width, height: small and not the real 384x512
@@ -148,12 +149,12 @@ def test_eval_split_and_truth(archive: Path) -> None:
 
 
 def test_eval_people_are_not_train_people() -> None:
-    plan = _plan_archive(PEOPLE, EVAL_PEOPLE, seed=0, quirks=True)
+    plan = plan_archive(PEOPLE, EVAL_PEOPLE, seed=0, quirks=True)
     assert not {p.index for p in plan.train} & {p.index for p in plan.eval}
 
 
 def test_labels_are_balanced_like_the_real_set() -> None:
-    people = _plan_archive(400, 0, seed=0, quirks=False).train
+    people = plan_archive(400, 0, seed=0, quirks=False).train
     female = sum(p.gender == "female" for p in people) / len(people)
     groups = [int(age_group(p.age)) for p in people]
     shares = [groups.count(g) / len(people) for g in range(3)]

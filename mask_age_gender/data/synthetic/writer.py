@@ -1,0 +1,104 @@
+"""Writing the archive: ``train/`` with its csv, ``eval/`` with ``info.csv``, ``eval_truth.csv``.
+
+The files, names and quirks follow the real archive; the images come from ``drawing``, the
+layout from ``plan``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+from PIL import Image
+
+from .drawing import photos_of
+from .plan import RACE, Person, Plan, label_of, plan_archive
+
+JPEG_QUALITY = 90
+# What macOS leaves beside each file it zips: an AppleDouble header, never an image.
+APPLEDOUBLE = (
+    b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \x00\x02\x00\x00\x00\x09\x00\x00\x00\x32"
+    + b"\x00" * 60
+    + b"ATTR\x00\x00\x00\x00com.apple.quarantine\x00"
+    + b"0081;00000000;Archive Utility;"
+    + b"\x00" * 160
+)
+
+
+def _save(img: Image.Image, path: Path) -> None:
+    if path.suffix == ".png":
+        img.save(path, format="PNG", compress_level=1)  # 3x faster than the default
+    else:
+        img.save(path, format="JPEG", quality=JPEG_QUALITY)
+
+
+def _eval_image_id(seed: int, person: Person, photo: str) -> str:
+    return hashlib.sha1(f"synthetic:{seed}:{person.index}:{photo}".encode()).hexdigest() + ".jpg"
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _write_train(out: Path, plan: Plan, seed: int, size: tuple[int, int]) -> None:
+    images = out / "train" / "images"
+    junk = set(plan.junk_folders)
+    for i, person in enumerate(plan.train):
+        folder = images / person.path
+        folder.mkdir(parents=True, exist_ok=True)
+        for shot, ext in zip(photos_of(person, seed, size), plan.extensions[i], strict=True):
+            _save(shot.image, folder / f"{shot.photo}{ext}")
+            if i in junk:
+                (folder / f"._{shot.photo}{ext}").write_bytes(APPLEDOUBLE)
+        if i in junk:
+            (images / f"._{person.path}").write_bytes(APPLEDOUBLE)
+    rows = [(p.id, p.gender, RACE, p.age, p.path) for p in plan.train]
+    rows.sort(key=lambda r: (r[0], r[4]))  # the real csv is in id order
+    _write_csv(out / "train" / "train.csv", ("id", "gender", "race", "age", "path"), rows)
+
+
+def _write_eval(out: Path, plan: Plan, seed: int, size: tuple[int, int], quirks: bool) -> None:
+    images = out / "eval" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    truth = []
+    for person in plan.eval:
+        for shot in photos_of(person, seed, size):
+            image_id = _eval_image_id(seed, person, shot.photo)
+            _save(shot.image, images / image_id)
+            truth.append((image_id, label_of(person, shot.photo)))
+    truth = [truth[i] for i in plan.eval_order]
+    if quirks and truth:
+        (images / f"._{truth[0][0]}").write_bytes(APPLEDOUBLE)
+    _write_csv(out / "eval" / "info.csv", ("ImageID", "ans"), [(t[0], 0) for t in truth])
+    _write_csv(out / "eval_truth.csv", ("ImageID", "ans"), truth)
+
+
+def generate_archive(
+    out: Path,
+    people: int = 200,
+    eval_people: int = 40,
+    seed: int = 0,
+    size: tuple[int, int] = (384, 512),
+    quirks: bool = True,
+) -> Path:
+    """Write a synthetic archive into ``out`` (which must be empty or absent) and return ``out``.
+
+    ``size`` is (width, height). The same arguments give the same bytes. With ``quirks`` the
+    archive has the real one's AppleDouble files, mixed extensions, suffixed ids and one id
+    shared by two folders; without, every file is a plain ``.jpg`` under a unique plain id.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: not empty; the synthetic archive needs a fresh folder")
+    if people < 0 or eval_people < 0 or min(size) < 8:
+        raise ValueError(f"need people, eval_people >= 0 and a size of at least 8x8, got {size}")
+    size = (int(size[0]), int(size[1]))
+    plan = plan_archive(people, eval_people, seed, quirks)
+    _write_train(out, plan, seed, size)
+    _write_eval(out, plan, seed, size, quirks)
+    return out
