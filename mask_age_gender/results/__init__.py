@@ -1,1 +1,2 @@
-"""What a run leaves behind, read back: error analysis, plots, ledger, label audit, ensembles."""
+"""What runs leave behind: a finished run's summary and error analysis, plots, the ledger and
+its groups with intervals, the label audit; read back for the notebook."""

@@ -1,1 +1,2 @@
-"""Around the fit: run assembly, EMA, status and resume on disk, signals, DDP, config resolvers."""
+"""Around the fit: the parts built from the config, the run context (room, status, DDP job),
+resume, the callbacks every run gets, EMA, the progress display."""
