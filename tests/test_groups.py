@@ -87,6 +87,36 @@ def test_the_baseline_gives_paired_deltas_and_unpaired_runs_are_left_out(sweep: 
     assert pd.isna(focal["delta_ci_low"]) and pd.isna(focal["excludes_0"])
 
 
+def test_the_intervals_match_hand_worked_students_t(sweep: Path) -> None:
+    """The sweep's val F1s replaced by numbers worked out by hand, so a wrong formula (z for
+    t, the population std, an unpaired difference) cannot agree with the expected values.
+
+    ce 0.60, 0.64, 0.68: mean 0.64, sd 0.04, t(0.975, 2) = 4.302653, half-width
+    4.302653 · 0.04 / √3 = 0.099366. focal 0.63, 0.66, 0.72 on the same seeds: differences
+    0.03, 0.02, 0.04, mean 0.03, sd 0.01, half-width 0.024841 (unpaired it would be 0.095).
+    """
+    hand = {run("ce", s): v for s, v in zip(SEEDS, (0.60, 0.64, 0.68), strict=True)}
+    hand |= {run("focal", s): v for s, v in zip(SEEDS, (0.63, 0.66, 0.72), strict=True)}
+    ledger = collect_ledger([sweep])
+    ledger["val_f1"] = ledger["run"].map(hand)  # the failed run keeps none
+    groups = group_runs(ledger, "loss=ce").set_index("loss")
+    ce, focal = groups.loc["ce"], groups.loc["focal"]
+    assert ce["val_f1_mean"] == pytest.approx(0.64, abs=1e-9)
+    assert ce["val_f1_std"] == pytest.approx(0.04, abs=1e-9)
+    assert ce["val_f1_ci_low"] == pytest.approx(0.540634, abs=1e-6)
+    assert ce["val_f1_ci_high"] == pytest.approx(0.739366, abs=1e-6)
+    assert focal["delta_mean"] == pytest.approx(0.03, abs=1e-9)
+    assert focal["delta_ci_low"] == pytest.approx(0.005159, abs=1e-6)
+    assert focal["delta_ci_high"] == pytest.approx(0.054841, abs=1e-6)
+    assert focal["excludes_0"]
+    # focal's seed 2 at 0.63 instead: differences 0.03, -0.01, 0.04, the interval takes in 0
+    ledger.loc[ledger["run"] == run("focal", 2), "val_f1"] = 0.63
+    focal = group_runs(ledger, "loss=ce").set_index("loss").loc["focal"]
+    assert focal["delta_ci_low"] == pytest.approx(-0.045724, abs=1e-6)
+    assert focal["delta_ci_high"] == pytest.approx(0.085724, abs=1e-6)
+    assert not focal["excludes_0"]
+
+
 def test_the_command_prints_and_writes_the_groups_and_refuses_a_bad_baseline(
     sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

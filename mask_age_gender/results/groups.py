@@ -5,10 +5,11 @@ that equals one of them in every run, such as ``data.seed: ${seed}``) are one co
 Its row gives ``n`` (runs with a val F1), ``failed`` (runs without one: failed, interrupted,
 incomplete, running, unreadable; listed, never averaged) and, for val macro F1 and the per-task
 F1s, the mean, standard deviation and a 95 % t-interval over the n runs
-(mean ± t₀.₉₇₅,ₙ₋₁·std/√n; none for n = 1).
+(mean ± t₀.₉₇₅,ₙ₋₁·std/√n, scipy's ``ttest_1samp(...).confidence_interval``; none for n = 1).
 
 Against a baseline configuration, every other one gets the PAIRED difference in val F1: its runs
-matched with the baseline's on seed and fold, a t-interval over the per-pair differences,
+matched with the baseline's on seed and fold, the t-interval of the per-pair differences
+(scipy's ``ttest_rel(...).confidence_interval``),
 ``n_pairs`` (runs without a partner are left out) and ``excludes_0``. Pairing over seeds and
 folds measures what a repeat would change (training noise, and with folds which people
 validate); see the README's Results section.
@@ -16,7 +17,9 @@ validate); see the README's Results section.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +67,30 @@ def same_values(a: pd.Series, b: pd.Series) -> bool:
 def t_interval(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     """Mean, sample std and the 95 % t-interval of the mean; NaN where n is too small."""
     values = np.asarray(values, dtype=float)
-    n = len(values)
-    mean = float(values.mean()) if n else np.nan
-    std = float(values.std(ddof=1)) if n > 1 else np.nan
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / np.sqrt(n) if n > 1 else np.nan
-    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+    if len(values) < 2:
+        mean = float(values[0]) if len(values) else np.nan
+        return {"mean": mean, "std": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    with identical_scores_allowed():
+        low, high = stats.ttest_1samp(values, popmean=0.0).confidence_interval(CONFIDENCE)
+    return {"mean": values.mean(), "std": values.std(ddof=1), "ci_low": low, "ci_high": high}
+
+
+def paired_interval(other: pd.Series, base: pd.Series) -> tuple[float, float]:
+    """The 95 % t-interval of the mean of ``other - base``, pair by pair; NaN for one pair."""
+    if len(other) < 2:
+        return np.nan, np.nan
+    with identical_scores_allowed():
+        low, high = stats.ttest_rel(other, base).confidence_interval(CONFIDENCE)
+    return low, high
+
+
+@contextmanager
+def identical_scores_allowed() -> Iterator[None]:
+    """Repeats that scored alike (deterministic runs) rightly get a zero-width interval;
+    without this, scipy warns of "precision loss" for them on every ``report --group``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
+        yield
 
 
 def group_runs(ledger: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
@@ -167,11 +189,15 @@ def with_deltas(table: pd.DataFrame, ledger: pd.DataFrame, base: int) -> pd.Data
             continue
         pairs = paired_scores(ledger.loc[table.at[idx, "_index"]]).to_frame("other")
         pairs = pairs.join(reference.rename("base"), how="inner").dropna()
-        diff = t_interval(pairs["other"] - pairs["base"])
-        excludes = pd.NA if np.isnan(diff["ci_low"]) else diff["ci_low"] > 0 or diff["ci_high"] < 0
+        low, high = paired_interval(pairs["other"], pairs["base"])
         rows.append(
-            {"n_pairs": len(pairs), "excludes_0": excludes}
-            | {f"delta_{name}": diff[name] for name in ("mean", "ci_low", "ci_high")}
+            {
+                "n_pairs": len(pairs),
+                "delta_mean": (pairs["other"] - pairs["base"]).mean(),
+                "delta_ci_low": low,
+                "delta_ci_high": high,
+                "excludes_0": pd.NA if np.isnan(low) else low > 0 or high < 0,
+            }
         )
     deltas = pd.DataFrame(rows, index=table.index, columns=list(DELTAS))
     deltas["n_pairs"] = deltas["n_pairs"].astype("Int64")

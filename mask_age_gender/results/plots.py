@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
-from sklearn.metrics import confusion_matrix
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from mask_age_gender.data.dataset import load_rgb
 from mask_age_gender.files import write_bytes_atomic
@@ -56,11 +56,10 @@ def confusion_figure(run: RunAnalysis) -> Figure:
     """18×18 confusion matrix of the validation photos, rows true, columns predicted."""
     table = run.predictions
     labels = list(range(NUM_CLASSES))
-    matrix = confusion_matrix(table["true"], table["pred"], labels=labels)
     figure = Figure(figsize=(11, 10), layout="constrained")
     ax = figure.subplots()
     names = [f"{k} {class_name(k)}" for k in labels]
-    draw_matrix(ax, matrix, names, names)
+    draw_matrix(ax, table["true"], table["pred"], labels, names)
     ax.set_title(
         f"Confusion matrix, {len(table)} validation photos (macro F1 {run.scores['f1']:.3f})"
     )
@@ -73,25 +72,29 @@ def task_confusion_figure(run: RunAnalysis) -> Figure:
     figure = Figure(figsize=(14, 4.6), layout="constrained")
     for ax, task in zip(figure.subplots(1, 3), TASKS, strict=True):
         values = list(range(TASK_CLASSES[task]))
-        matrix = confusion_matrix(table[f"true_{task}"], table[f"pred_{task}"], labels=values)
         names = [attribute_name(task, v, run.age_bins) for v in values]
-        draw_matrix(ax, matrix, names, names)
+        draw_matrix(ax, table[f"true_{task}"], table[f"pred_{task}"], values, names)
         ax.set_title(f"{task} (F1 {run.scores[f'f1_{task}']:.3f})")
     return figure
 
 
-def draw_matrix(ax, matrix: np.ndarray, rows: list[str], columns: list[str]) -> None:
-    """A count matrix as a heat map, non-zero counts written in the cells."""
-    ax.imshow(matrix, cmap="Blues")
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (i, j), count in np.ndenumerate(matrix):
-        if count:
-            color = "white" if count > threshold else "black"
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=color)
-    ax.set_xticks(range(len(columns)), columns, rotation=90)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+def draw_matrix(ax, true: pd.Series, pred: pd.Series, labels: list[int], names: list[str]) -> None:
+    """scikit-learn's confusion matrix display in ``ax``, every class shown even when absent;
+    zero cells left blank, so the few mistakes among 324 cells stand out."""
+    display = ConfusionMatrixDisplay.from_predictions(
+        true,
+        pred,
+        labels=labels,
+        display_labels=names,
+        ax=ax,
+        cmap="Blues",
+        colorbar=False,
+        xticks_rotation="vertical",
+        values_format="d",
+        text_kw={"fontsize": 8},
+    )
+    for text, count in zip(display.text_.ravel(), display.confusion_matrix.ravel(), strict=True):
+        text.set_visible(bool(count))
 
 
 def curves_figure(run: RunAnalysis) -> Figure:
