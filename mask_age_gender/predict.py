@@ -5,7 +5,7 @@
     python -m mask_age_gender.predict ckpt_dir=SWEEP split=val   # score before submitting
     python -m mask_age_gender.predict ckpt_dir=KFOLD split=oof   # out-of-fold over all people
 
-What each split writes: ``results/prediction.py``.
+What each split writes: ``inference/prediction.py``.
 """
 
 from __future__ import annotations

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from mask_age_gender.inference.checkpoints import eval_loader, load_classifier, predict_proba
-from mask_age_gender.inference.ensemble import combine, split_of
+from mask_age_gender.inference.checkpoints import load_classifier
+from mask_age_gender.inference.ensemble import combine
 from mask_age_gender.inference.prediction import predict_archive
+from mask_age_gender.inference.proba import eval_loader, predict_proba
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
@@ -62,7 +62,7 @@ def test_hflip_tta_of_a_mirror_symmetric_photo_changes_nothing(kfold: Path, tmp_
         Image.fromarray(pixels).save(tmp_path / f"{name}.png")  # lossless: stays symmetric
         paths.append(str(tmp_path / f"{name}.png"))
     loader = eval_loader(model, paths, batch_size=2, num_workers=0)
-    plain, mirrored = (predict_proba(model, loader, tta) for tta in ("none", "hflip"))
+    plain, mirrored = (predict_proba(model, loader, tta=tta) for tta in ("none", "hflip"))
     assert mirrored[0] == pytest.approx(plain[0], abs=1e-6)
     assert np.abs(mirrored[1] - plain[1]).max() > 1e-4  # the flip does something
 
@@ -141,11 +141,3 @@ def test_a_seed_sweep_validates_on_the_same_people_and_ensembles_there(
         scores["people"]
         == json.loads((sweep / "seed=1" / "summary.json").read_text())["val_people"]
     )
-
-
-def test_a_checkpoint_from_before_split_seed_is_read_as_split_with_its_seed() -> None:
-    data = {"root": "/a", "n_folds": 5, "fold": 1, "seed": 3, "age_bins": [30, 60]}
-    old, new = ({"data": data}, {"data": {**data, "seed": 9, "split_seed": 3}})
-    key, fold = split_of(SimpleNamespace(hparams=SimpleNamespace(config=old)))
-    assert (key, fold) == split_of(SimpleNamespace(hparams=SimpleNamespace(config=new)))
-    assert key["split_seed"] == 3 and fold == 1

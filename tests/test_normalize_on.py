@@ -12,8 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from mask_age_gender.data.transforms import build_transform, normalize_where
-from mask_age_gender.inference.checkpoints import eval_loader, load_classifier
+from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.prediction import predict_archive
+from mask_age_gender.inference.proba import eval_loader
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.train import train
 

@@ -8,12 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 
-from mask_age_gender.inference.checkpoints import CheckpointMismatch
+from mask_age_gender.data.archive import read_eval
+from mask_age_gender.files import PROBABILITIES
+from mask_age_gender.inference.checkpoints import CheckpointMismatch, load_classifier
 from mask_age_gender.inference.prediction import predict_archive
+from mask_age_gender.inference.proba import eval_loader, predict_as_trained, predict_proba
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
@@ -72,6 +77,37 @@ def test_a_checkpoint_trained_otherwise_is_refused(
     with pytest.raises(CheckpointMismatch, match="age_bins"):
         predict_archive(cfg)
     assert not output.exists()
+
+
+def test_hflip_tta_is_the_mean_of_each_photo_and_its_mirror_image(
+    archive: Path, run_dir: Path
+) -> None:
+    module = load_classifier(run_dir / "checkpoints" / "best.ckpt")
+    loader = eval_loader(module, list(read_eval(archive)["path"]), batch_size=4, num_workers=0)
+    with torch.inference_mode():  # by hand: the module's forward pass, photo and mirror image
+        plain = torch.cat([module.predict_proba(images) for images, *_ in loader]).numpy()
+        mirror = torch.cat([module.predict_proba(images.flip(3)) for images, *_ in loader])
+    expected = (plain + mirror.numpy()) / 2
+    assert predict_proba(module, loader) == pytest.approx(plain, abs=1e-6)
+    assert predict_proba(module, loader, tta="hflip") == pytest.approx(expected, abs=1e-6)
+    assert np.abs(expected - plain).max() > 1e-4  # the mirror image changes the answer
+
+
+def test_predict_gives_what_the_training_run_gives_with_a_float32_trainer(
+    archive: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    """The probabilities ``predict`` writes are those of ``predict_as_trained`` under a
+    float32 Trainer, the kind ``trainer=cpu`` trains with."""
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    output = tmp_path / "submission.csv"
+    predict_archive(predict_config(archive, output, f"ckpt={ckpt}"))
+    written = pd.read_csv(output.with_name("probabilities.csv"))[PROBABILITIES].to_numpy()
+    module = load_classifier(ckpt)
+    loader = eval_loader(module, list(read_eval(archive)["path"]), batch_size=4, num_workers=0)
+    trainer = pl.Trainer(accelerator="cpu", precision="32-true", logger=False)
+    as_trained = predict_as_trained(trainer, module, loader)
+    assert as_trained.shape == (len(written), 18) and as_trained.dtype == np.float32
+    assert written == pytest.approx(as_trained, abs=1e-6)  # rounded to 6 places when written
 
 
 class RunsCode:

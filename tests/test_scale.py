@@ -13,11 +13,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from mask_age_gender.data.sampler import EpochSampler
-from mask_age_gender.inference.checkpoints import eval_loader, load_classifier, predict_proba
+from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.ensemble import labelled_photos, validation_photos
+from mask_age_gender.inference.proba import eval_loader, predict_proba
 from mask_age_gender.models.metrics import score
 
-from .conftest import CONF, TINY
+from .conftest import CONF, TEST_CONF, TINY
 from .test_train import run_app
 
 DDP = ["trainer=ddp_cpu", "optimizer.lr=0.01"]  # lr: a model that predicts more than one class
@@ -75,9 +76,10 @@ def test_ddp_validation_f1_is_the_single_process_f1_of_its_checkpoint(
 def test_a_ddp_sweep_leaves_its_job_folders_and_nothing_else(archive: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     overrides = tiny(*DDP, "trainer.max_epochs=1", "seed=1,2")
-    result = run_app(
-        "-m", *overrides, f"data.root={archive}", f"hydra.sweep.dir={sweep}", cwd=tmp_path
-    )
+    result = run_app(  # --config-dir: a sweep's DDP ranks compose from task overrides alone
+        *("--config-dir", str(TEST_CONF), "-m"), *overrides, f"data.root={archive}",
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert [p.name for p in tmp_path.iterdir()] == ["sweep"]
     jobs = sorted(p.name for p in sweep.iterdir())

@@ -14,7 +14,8 @@ import torch
 from omegaconf import DictConfig
 
 from mask_age_gender.files import PROBABILITIES
-from mask_age_gender.inference.checkpoints import eval_loader, load_classifier
+from mask_age_gender.inference.checkpoints import load_classifier
+from mask_age_gender.inference.proba import eval_loader
 from mask_age_gender.train import train
 
 BATCHES = 3  # training batches an epoch, of data.batch_size=16 photos

@@ -22,8 +22,9 @@ import torch
 from hydra.utils import instantiate
 
 from mask_age_gender.bench.build import Settings, compose_config, limited_datamodule, synchronize
-from mask_age_gender.inference.checkpoints import eval_loader, predict_proba
+from mask_age_gender.inference.proba import eval_loader, predict_proba
 from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.training.build import fitted_config
 
 MB = 1024  # ru_maxrss is in KiB on Linux
 
@@ -54,6 +55,7 @@ def measure_training(settings: Settings, run_dir: Path) -> dict[str, float]:
     config = compose_config(settings.overrides, run_dir)
     pl.seed_everything(config["seed"], workers=True, verbose=False)
     datamodule = limited_datamodule(config, settings.photos)
+    config = fitted_config(config, datamodule)
     module = FaceClassifier(config)
     warm, measured = settings.batches(datamodule)
     clock = SteadyClock(max(warm, 1))
@@ -89,10 +91,11 @@ def measure_training(settings: Settings, run_dir: Path) -> dict[str, float]:
 def predict_rate(module: FaceClassifier, paths: list[str], datamodule: Any) -> float:
     """Photos per second of ``predict``'s loader and ``predict_proba`` (fp32, as ``predict``
     runs) on the training device, after one warm-up batch; worker start-up counts."""
-    batch, workers = datamodule.batch_size, datamodule.num_workers
-    predict_proba(module, eval_loader(module, paths[:batch], batch, workers), desc="warm-up")
+    batch, workers, device = datamodule.batch_size, datamodule.num_workers, module.device
+    warm_up = eval_loader(module, paths[:batch], batch, workers)
+    predict_proba(module, warm_up, device, progress=False)
     started = time.perf_counter()
-    predict_proba(module, eval_loader(module, paths, batch, workers), desc="predict")
+    predict_proba(module, eval_loader(module, paths, batch, workers), device, progress=False)
     return len(paths) / (time.perf_counter() - started)
 
 

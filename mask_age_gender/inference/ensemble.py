@@ -1,5 +1,6 @@
-"""Several checkpoints as one model: soft or hard voting, the checkpoints of a sweep, and the
-validation people each checkpoint never trained on (to score an ensemble before submitting)."""
+"""Several checkpoints as one model: soft or hard voting, the checkpoints of ``ckpt=`` or a
+sweep folder, and the validation people each checkpoint never trained on (to score an ensemble
+before submitting)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hydra.utils import instantiate
 from mask_age_gender.config import list_or_value
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.split import split_by_person
+from mask_age_gender.inference.checkpoints import check_checkpoints, load_classifier
 from mask_age_gender.models.module import FaceClassifier
 
 ENSEMBLES = ("soft", "hard")
@@ -40,6 +42,23 @@ def combine(probs: Sequence[np.ndarray], mode: str = "soft") -> tuple[np.ndarray
     return np.where(tied, mean, -np.inf).argmax(axis=1), mean
 
 
+def load_members(
+    ckpt: str | Sequence[str] | None, ckpt_dir: str | None, expect: dict[str, Any]
+) -> dict[str, FaceClassifier]:
+    """The checkpoints of ``ckpt=PATH|[A,B,…]`` or ``ckpt_dir=DIR`` (one of them), by path,
+    checked against each other and ``expect``."""
+    if (ckpt is None) == (ckpt_dir is None):
+        raise ValueError("give ckpt=PATH (or ckpt=[A,B,…]) or ckpt_dir=DIR, one of them")
+    if ckpt_dir is not None:
+        paths = [str(p) for p in find_checkpoints(ckpt_dir)]
+    else:
+        listed = isinstance(ckpt, Sequence) and not isinstance(ckpt, str)  # a ListConfig too
+        paths = [str(c) for c in ckpt] if listed else [str(ckpt)]
+    models = {path: load_classifier(path) for path in paths}
+    check_checkpoints(models, expect)
+    return models
+
+
 def find_checkpoints(directory: str | Path) -> list[Path]:
     """Every run's best checkpoint under a run or sweep folder (e.g. the k folds)."""
     found = sorted(Path(directory).rglob("checkpoints/best.ckpt"))
@@ -53,7 +72,7 @@ def find_checkpoints(directory: str | Path) -> list[Path]:
 
 def split_of(module: FaceClassifier) -> tuple[dict[str, Any], int]:
     """How a checkpoint's people were split (archive, folds, split seed…), its validation fold."""
-    data = split_config(module)
+    data = module.hparams.config["data"]
     key = {name: list_or_value(data.get(name)) for name in SPLIT_KEYS}
     return key, int(data["fold"])
 
@@ -71,16 +90,8 @@ def labelled_photos(module: FaceClassifier, root: str | None = None) -> pd.DataF
 
 def validation_photos(table: pd.DataFrame, module: FaceClassifier) -> pd.DataFrame:
     """The photos of the people a checkpoint validated on, split as in its training."""
-    data = split_config(module)
+    data = module.hparams.config["data"]
     return split_by_person(table, data["n_folds"], data["fold"], data["split_seed"])[1]
-
-
-def split_config(module: FaceClassifier) -> dict[str, Any]:
-    """A checkpoint's ``data`` config; one from before ``data.split_seed`` split its people
-    with ``data.seed``."""
-    data = dict(module.hparams.config["data"])
-    data.setdefault("split_seed", data.get("seed"))
-    return data
 
 
 def fold_groups(models: dict[str, FaceClassifier], split: str) -> dict[int, list[str]]:

@@ -1,84 +1,42 @@
-"""Predictions of one checkpoint or an ensemble, on the eval photos or on validation people.
+"""What ``predict`` writes, from one checkpoint or an ensemble, for ``split=eval|val|oof``.
 
 ``split=eval`` writes the submission (``ImageID,ans`` in ``eval/info.csv`` order) and the
 18 probabilities beside it; ``split=val|oof`` writes predictions in ``val_predictions.csv``'s
-format and their scores, the ensemble's and each member's.
+format and their scores, the ensemble's and each member's. ``write_submission`` and
+``prediction_table`` are those two formats, which a training run writes too.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
-from mask_age_gender.config import list_or_value
 from mask_age_gender.data.archive import read_eval
 from mask_age_gender.files import PROBABILITIES, write_csv_atomic, write_json_atomic
-from mask_age_gender.inference.checkpoints import (
-    CheckpointMismatch,
-    eval_loader,
-    head_name,
-    load_classifier,
-    predict_proba,
-)
 from mask_age_gender.inference.ensemble import (
     combine,
-    find_checkpoints,
     fold_groups,
     labelled_photos,
+    load_members,
     validation_photos,
 )
+from mask_age_gender.inference.proba import eval_loader, predict_proba, resolve_device
 from mask_age_gender.models.metrics import score
 from mask_age_gender.models.module import FaceClassifier
 
 log = logging.getLogger(__name__)
 
 
-def check_ensemble(models: dict[str, FaceClassifier], expect: dict[str, Any]) -> None:
-    """Refuse checkpoints whose labels differ from each other or from what the user asked."""
-    age_bins = {path: tuple(m.hparams.config["data"]["age_bins"]) for path, m in models.items()}
-    if len(set(age_bins.values())) > 1:
-        raise CheckpointMismatch(f"checkpoints use different data.age_bins: {age_bins}")
-    for path, module in models.items():
-        trained = {
-            "head": head_name(module),
-            "age_bins": list(age_bins[path]),
-            "image_size": list(module.hparams.config["data"]["image_size"]),
-        }
-        for key, wanted in expect.items():
-            if wanted is not None and list_or_value(wanted) != trained[key]:
-                raise CheckpointMismatch(
-                    f"checkpoint {path} was trained with {key}={trained[key]}; "
-                    f"this prediction asks {key}={list_or_value(wanted)}"
-                )
-
-
-def load_models(cfg: DictConfig, device: torch.device) -> dict[str, FaceClassifier]:
-    """The checkpoints of ``ckpt=PATH|[A,B,…]`` or ``ckpt_dir=DIR``, by path, each with the
-    memory format (and compilation) it trained with, as the run's own predictions had."""
-    if (cfg.ckpt is None) == (cfg.ckpt_dir is None):
-        raise ValueError("give ckpt=PATH (or ckpt=[A,B,…]) or ckpt_dir=DIR, one of them")
-    if cfg.ckpt_dir is not None:
-        paths = [str(p) for p in find_checkpoints(cfg.ckpt_dir)]
-    else:
-        paths = [str(c) for c in (cfg.ckpt if isinstance(cfg.ckpt, ListConfig) else [cfg.ckpt])]
-    models = {path: load_classifier(path) for path in paths}
-    for module in models.values():
-        module.apply_runtime_options(on_gpu=device.type == "cuda")
-    check_ensemble(models, dict(cfg.expect))
-    log.info("%d checkpoint(s), ensemble=%s, tta=%s", len(models), cfg.ensemble, cfg.tta)
-    return models
-
-
 def predict_archive(cfg: DictConfig) -> pd.DataFrame:
     """Predict what ``cfg.split`` names and write it; returns the table written."""
-    device = torch.device(cfg.device if cfg.device != "auto" else _best_device())
-    models = load_models(cfg, device)
+    device = resolve_device(cfg.device)
+    models = load_members(cfg.ckpt, cfg.ckpt_dir, dict(cfg.expect))
+    log.info("%d checkpoint(s), ensemble=%s, tta=%s", len(models), cfg.ensemble, cfg.tta)
     if cfg.split == "eval":
         return predict_eval(cfg, models, device)
     if cfg.split in ("val", "oof"):
@@ -89,11 +47,12 @@ def predict_archive(cfg: DictConfig) -> pd.DataFrame:
 def ensemble_proba(
     cfg: DictConfig, models: dict[str, FaceClassifier], paths: list[str], device: torch.device
 ) -> list[np.ndarray]:
-    """Each model's N × 18 probabilities of the photos, through its own transform."""
+    """Each model's N × 18 probabilities of the photos, through its own transform, in float32
+    on ``device``."""
     out = []
     for path, module in models.items():
         loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers)
-        out.append(predict_proba(module.to(device), loader, cfg.tta, desc=Path(path).name))
+        out.append(predict_proba(module, loader, device, "32-true", cfg.tta, name=path))
     return out
 
 
@@ -178,10 +137,6 @@ def predict_folds(
 
 def rounded(values: dict[str, float]) -> dict[str, float]:
     return {name: round(value, 6) for name, value in values.items()}
-
-
-def _best_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def prediction_table(table: pd.DataFrame, preds: np.ndarray, probs: np.ndarray) -> pd.DataFrame:

@@ -96,9 +96,16 @@ class FaceClassifier(pl.LightningModule):
         """Probabilities over the 18 classes, whatever the head."""
         return self.head.probabilities(self(images))
 
+    predict_tta = "none"  # "hflip": predict_step averages each photo with its mirror image
+
     def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """A batch's 18 class probabilities, in float32 on the CPU (``Trainer.predict``)."""
-        return self.predict_proba(batch[0]).float().cpu()
+        """A batch's 18 class probabilities, in float32 on the CPU (``Trainer.predict``); with
+        ``predict_tta="hflip"`` the mean of each photo's and its mirror image's."""
+        images = batch[0]
+        probs = self.predict_proba(images)
+        if self.predict_tta == "hflip":
+            probs = (probs + self.predict_proba(images.flip(dims=[3]))) / 2
+        return probs.float().cpu()
 
     def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
         images, labels, indices = batch

@@ -1,0 +1,146 @@
+"""Class probabilities of photos: the one prediction path, Lightning's ``Trainer.predict``.
+
+``predict_proba`` runs a checkpoint's module over a loader on the device and in the precision
+it is given: the ``predict`` command asks float32 (``32-true``) on ``device=auto|cpu|cuda``,
+with test-time augmentation if asked; the training run's own predictions
+(``predict_as_trained``) take its Trainer's device and precision, so they score the best
+checkpoint exactly as validation did. ``eval_loader`` feeds photos through the checkpoint's
+own deterministic transform.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.transforms import build_transform
+from mask_age_gender.data.workers import default_workers
+from mask_age_gender.models.module import FaceClassifier
+
+log = logging.getLogger(__name__)
+TTA_MODES = ("none", "hflip")
+# What a Trainer made for one prediction would say again for each checkpoint: its device
+# banners, hints at the user's own device=cpu and num_workers, and torch's FutureWarning about
+# Lightning's own code (nothing a user can act on).
+QUIET_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda")
+QUIET_WARNINGS = (
+    ".*does not have many workers",
+    "GPU available but not used",
+    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated",
+)
+
+
+def eval_loader(
+    module: FaceClassifier, paths: list[str], batch_size: int, num_workers: int | None
+) -> DataLoader:
+    """The photos through the checkpoint's own deterministic transform, in ``paths`` order;
+    ``num_workers=None``: as many workers as the CPUs allow."""
+    data = module.hparams.config["data"]
+    transform = build_transform(
+        module.hparams.config["transform"],
+        data["image_size"],
+        data["mean"],
+        data["std"],
+        False,
+        data["normalize_on"],
+    )
+    dataset = FaceDataset(paths, None, transform)
+    workers = default_workers() if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``device=auto|cpu|cuda[:N]`` as a torch device; ``auto``: the GPU if there is one."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def predict_proba(
+    module: FaceClassifier,
+    loader: DataLoader,
+    device: str | torch.device = "cpu",
+    precision: str = "32-true",
+    tta: str = "none",
+    progress: bool = True,
+    name: str = "",
+) -> np.ndarray:
+    """N × 18 class probabilities (float32, on the CPU) of the loader's photos, in its order.
+
+    A Trainer of one process on ``device`` in ``precision`` runs ``module.predict_step``;
+    ``tta='hflip'`` averages each photo with its mirror image. ``progress``: Lightning's bar
+    on a terminal, otherwise one start line in the log (naming ``name``, a checkpoint say).
+    The module comes back on the CPU.
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    device = torch.device(device)
+    live_bar = progress and _on_terminal()
+    if progress and not live_bar:
+        log.info("predicting %d photos%s", len(loader.dataset), f" with {name}" if name else "")
+    with _quiet_lightning():
+        trainer = pl.Trainer(
+            accelerator={"cuda": "gpu"}.get(device.type, device.type),
+            devices=[device.index or 0] if device.type == "cuda" else 1,
+            precision=precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=live_bar,
+        )
+        module.predict_tta = tta
+        try:
+            batches = trainer.predict(module, dataloaders=loader)
+        finally:
+            del module.predict_tta  # back to the class's "none"
+    return torch.cat(batches).numpy() if batches else np.zeros((0, 18), dtype=np.float32)
+
+
+def predict_as_trained(
+    trainer: pl.Trainer, module: FaceClassifier, loader: DataLoader
+) -> np.ndarray:
+    """N × 18 class probabilities computed the way ``trainer`` validated: its precision
+    (bf16-mixed autocast, say) on its device. A Trainer of one process, so the rank that
+    writes the run's files can call it alone; the strategy (DDP, say) changes how gradients
+    are shared, not what an eval-mode forward pass gives."""
+    return predict_proba(
+        module,
+        loader,
+        device=trainer.strategy.root_device,
+        precision=trainer.precision,
+        progress=trainer.progress_bar_callback is not None,
+    )
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Without the device banners and data-loader hints a new Trainer gives."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _on_terminal() -> bool:
+    """Whether stdout, where Lightning draws its bar, is a terminal (not a file or a pipe)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced by None, or closed
+        return False
