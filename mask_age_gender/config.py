@@ -40,8 +40,9 @@ def flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def app_choices(choices: Mapping[str, Any]) -> dict[str, Any]:
     """The option chosen in each of the apps' config groups (model, head, loss, …), from Hydra's
-    runtime choices, without Hydra's own groups (``hydra/launcher``, …)."""
-    return {key: value for key, value in choices.items() if not str(key).startswith("hydra")}
+    runtime choices, without Hydra's own groups (``hydra/launcher``, …) and ``local`` (this
+    machine's paths, not the experiment; Hydra names it ``default`` even when it is absent)."""
+    return {k: v for k, v in choices.items() if not str(k).startswith("hydra") and k != "local"}
 
 
 def list_or_value(value: Any) -> Any:

@@ -1,27 +1,33 @@
 """Every option of every config group composes with the rest, resolves and sets what its file
-says; schedules give the configured rates, losses replace an experiment's loss whole."""
+says; schedules give the configured rates, losses replace an experiment's loss whole; `none`
+options are empty; the optional, git-ignored `local` group overrides this machine's paths."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender import resolvers
+from mask_age_gender.config import app_choices
 from mask_age_gender.data.transforms import build_transform
-from mask_age_gender.inference.checkpoints import eval_loader
+from mask_age_gender.inference.proba import eval_loader
 from mask_age_gender.models.losses import HeadLoss
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.models.optim import build_optimizer, build_scheduler, warmup_cosine
-from mask_age_gender.training.build import build_datamodule
+from mask_age_gender.training.build import build_callbacks, build_datamodule, fitted_config
+from mask_age_gender.training.ema import EMA
 
-from .conftest import CONF, TINY, compose_config
+from .conftest import CONF, ROOT, TINY, compose_config
 
 GROUPS = ["data", "model", "head", "loss", "optimizer", "scheduler", "transform", "trainer"]
 GROUPS += ["logger", "callbacks", "callbacks/ema", "experiment", "mix", "hparams_search"]
@@ -61,8 +67,8 @@ def settings_tree(path: str) -> DictConfig:
         for entry in entries if "_self_" in entries else [*entries, "_self_"]:
             if entry == "_self_":
                 parts.append(own)
-            elif isinstance(entry, str):  # an include: `- cpu` in trainer/, `- log/common`
-                read(f"{folder}/{entry}")
+            elif isinstance(entry, str):  # an include: `- cpu` in trainer/, `- /recipe/log`
+                read(entry[1:] if entry[0] == "/" else f"{folder}/{entry}")
             else:
                 ((key, option),) = entry.items()
                 if key.startswith("override /"):
@@ -115,15 +121,14 @@ def test_every_transform_gives_the_configured_size(option: str, tmp_path: Path) 
 
 # Each transform option's content, which its name must say: normalisation, the deterministic
 # (prepare) steps, the random (augment) steps. A new option is added here, with what it holds.
+# Every one keeps the backbone's mean/std: another is set by key (transform.normalize=…), one way.
 TRANSFORMS = {
     "base": ("backbone", [], []),
-    "normalize_none": ("none", [], []),
-    "normalize_train_stats": ("train_stats", [], []),
     "contrast": ("backbone", [], ["contrast"]),
     "center_crop": ("backbone", ["center_crop"], []),
     "center_crop300": ("backbone", ["center_crop"], []),
     "contrast_center_crop": ("backbone", ["center_crop"], ["contrast"]),
-    "exp3": ("train_stats", [], ["flip", "brightness_contrast", "noise"]),
+    "flip_contrast_noise": ("backbone", [], ["flip", "brightness_contrast", "noise"]),
     "light": ("backbone", [], ["flip", "brightness_contrast", "rotate", "gray", "blur"]),
     "heavy": (
         "backbone",
@@ -145,10 +150,11 @@ def test_normalize_none_feeds_the_network_pixels_over_255(archive: Path, tmp_pat
     ``predict`` (``eval_loader``): mean 0, std 1 on the 0–1 scale, whatever the backbone."""
     inputs, photos = {}, {}
     for where in ("loader", "device"):
-        overrides = [*TINY, f"data.root={archive}", "transform=normalize_none", "data.cache=none"]
+        overrides = [*TINY, f"data.root={archive}", "transform.normalize=none", "data.cache=none"]
         cfg = compose_config([*overrides, f"data.normalize_on={where}"], tmp_path / where)
         config = OmegaConf.to_container(cfg, resolve=True)
         datamodule = build_datamodule(config)
+        config = fitted_config(config, datamodule)
         assert (config["data"]["mean"], config["data"]["std"]) == ([0.0] * 3, [1.0] * 3)
         module = FaceClassifier(config)  # as train builds it: its config goes in the checkpoint
         batch, *_ = next(iter(datamodule.val_dataloader()))
@@ -180,7 +186,7 @@ def test_every_optimizer_and_scheduler_gives_the_configured_rates(
     base = cfg.optimizer.lr
     assert built.defaults["lr"] == base
     schedule = build_scheduler(built, config["scheduler"], total_steps=10)
-    options = config["scheduler"]["scheduler"]
+    options = config["scheduler"].get("scheduler")  # scheduler=none: {}, no schedule
     rates = []  # the rate of each of 10 optimizer steps, or after each of 10 epochs
     for _ in range(10):
         built.step()
@@ -249,3 +255,54 @@ def test_every_loss_replaces_an_experiments_loss_whole(
     logits, labels = torch.randn(4, 18), torch.tensor([0, 5, 11, 17])
     value = criterion({"class": logits}, {"class": labels})
     assert value.ndim == 0 and torch.isfinite(value) and value > 0
+
+
+def test_every_none_option_is_empty_and_builds_nothing(tmp_path: Path) -> None:
+    """Nothing is written one way: an empty option, so the group's node is ``{}``."""
+    nones = sorted(p.parent.relative_to(CONF).as_posix() for p in CONF.rglob("none.yaml"))
+    assert nones == ["callbacks/ema", "mix", "scheduler"]
+    assert all(OmegaConf.load(CONF / group / "none.yaml") == {} for group in nones)
+    config = OmegaConf.to_container(
+        compose_config([f"{group}=none" for group in nones], tmp_path), resolve=True
+    )
+    assert config["mix"] == config["scheduler"] == config["callbacks"]["ema"] == {}
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    assert build_scheduler(optimizer, config["scheduler"], total_steps=10) is None
+    without = build_callbacks(config["callbacks"])
+    assert not any(isinstance(c, EMA) for c in without)
+    on = OmegaConf.to_container(compose_config(["callbacks/ema=on"], tmp_path), resolve=True)
+    added = [type(c) for c in build_callbacks(on["callbacks"])]
+    assert added == [*map(type, without), EMA]  # `on` adds the one callback `none` leaves out
+
+
+def compose_in(conf: Path, overrides: list[str]) -> dict[str, Any]:
+    """``train.yaml`` of the config folder ``conf``, unresolved: ``{"data.root": …, …}``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        return flat(OmegaConf.to_container(compose(config_name="train", overrides=overrides)))
+
+
+def test_an_optional_local_config_sets_this_machines_paths(tmp_path: Path) -> None:
+    conf = Path(shutil.copytree(CONF, tmp_path / "conf"))
+    local = conf / "local" / "default.yaml"
+    local.unlink(missing_ok=True)  # a copy of this checkout's own, if it has one
+    cfg = compose_in(conf, [])  # none: the defaults, and no error
+    assert (cfg["paths.data_dir"], cfg["data.root"]) == (
+        "${paths.root_dir}/data",
+        "${paths.data_dir}/archive",
+    )
+
+    shutil.copy(conf / "local" / "default.yaml.example", local)  # as the example tells a user
+    example = OmegaConf.load(local)
+    cfg = compose_in(conf, [])
+    assert (cfg["paths.data_dir"], cfg["data.root"]) == (example.paths.data_dir, example.data.root)
+
+    local.write_text("# @package _global_\ndata:\n  root: /elsewhere/archive\n")
+    assert compose_in(conf, [])["data.root"] == "/elsewhere/archive"
+    # an experiment's own root (demo: the synthetic archive) and the command line win over it
+    assert compose_in(conf, ["experiment=demo"])["data.root"] == "${paths.data_dir}/synthetic"
+    assert compose_in(conf, ["data.root=/given"])["data.root"] == "/given"
+    compose_config([], tmp_path / "run")  # a run records the experiment's choices, not the machine
+    assert "local" not in app_choices(HydraConfig.get().runtime.choices)
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {"/conf/local/*", "!/conf/local/default.yaml.example"} <= set(ignored)

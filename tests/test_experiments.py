@@ -11,7 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import f1_score
 from torch.optim.swa_utils import AveragedModel
@@ -86,6 +90,30 @@ LOG = {
     "exp10": ("efficientnet_b0", "single", "ce", 5e-6, "train_stats", CROP, CONTRAST),
     "exp11": ("resnet50", "multi", "ce", 1e-4, "train_stats", CROP, CONTRAST),
 }
+
+
+def test_the_experiment_group_offers_experiments_only(tmp_path: Path) -> None:
+    """What the logged runs share (conf/recipe/log.yaml) is no option of the group: a sweep
+    over ``glob(exp*)`` starts the eleven, and ``experiment=`` cannot pick the shared part."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        (sweep,) = OverridesParser.create(loader).parse_overrides(["experiment=glob(exp*)"])
+        swept = list(sweep.sweep_string_iterator())
+        assert loader.list_groups("experiment") == []  # no folder of parts beside the options
+    assert [e[:5] for e in swept] == [f"exp{k:02d}" for k in range(1, 12)]
+    for shared in ("log/common", "recipe/log"):
+        with pytest.raises(MissingConfigException, match=f"experiment/{shared}"):
+            compose_config([f"experiment={shared}"], tmp_path)
+
+
+def test_each_logged_experiment_names_the_shared_recipe_and_its_normalisation() -> None:
+    """One way: every transform option keeps the backbone's mean/std (test_configs.TRANSFORMS),
+    and each expNN says the log's normalisation itself, as ``transform.normalize``."""
+    for experiment in (e for e in EXPERIMENTS if e.startswith("exp")):
+        own = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
+        assert own.defaults[0] == "/recipe/log", experiment
+        assert own.get("transform") == {"normalize": LOG[experiment[:5]][4]}, experiment
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

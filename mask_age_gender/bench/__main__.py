@@ -45,11 +45,13 @@ from mask_age_gender.bench.build import (
     compose_config,
     fabric_for,
     limited_datamodule,
+    model_overrides,
 )
 from mask_age_gender.bench.decode import compare_decoders
 from mask_age_gender.bench.loops import data_only, model_only, plain_loop
 from mask_age_gender.bench.training import run_training
 from mask_age_gender.data.workers import cpu_count
+from mask_age_gender.training.build import fitted_config
 
 log = logging.getLogger("mask_age_gender.bench")
 DECODE_PHOTOS = 200
@@ -59,7 +61,9 @@ FLAT = 0.15  # --scale: seconds per photo within 15 % of each other
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="efficientnet_lite0", help="conf/model option")
+    parser.add_argument(
+        "--model", default="efficientnet_lite0", help="conf/model option or timm model name"
+    )
     parser.add_argument("--image-size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--photos", type=int, default=512, help="training photos measured")
@@ -83,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def overrides_of(args: argparse.Namespace, archive: Path) -> list[str]:
     height, width = args.image_size
     overrides = [
-        f"model={args.model}",
+        *model_overrides(args.model),
         f"data.root={archive.resolve()}",
         f"data.image_size=[{height},{width}]",
         f"data.batch_size={args.batch_size}",
@@ -117,6 +121,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         config = compose_config(settings.overrides, Path(tmp))
         datamodule = limited_datamodule(config, settings.photos)
+        config = fitted_config(config, datamodule)
         report["settings"] = settings_of(config, datamodule, settings) | {"repeats": args.repeats}
         paths = datamodule.train_table["path"].tolist()[:DECODE_PHOTOS]
         log.info("decoders on %d photos", len(paths))

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import timm
 import torch
 from lightning_fabric import Fabric
 from omegaconf import OmegaConf
 from torch.optim import Optimizer
 
+from mask_age_gender.config import CONF
 from mask_age_gender.config import compose_config as compose
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.synthetic import generate_archive
@@ -58,6 +60,17 @@ def bench_archive(path: Path = ARCHIVE) -> Path:
     generate_archive(partial, ARCHIVE_PEOPLE, ARCHIVE_EVAL_PEOPLE, seed=0, size=ARCHIVE_SIZE)
     partial.rename(path)
     return path
+
+
+def model_overrides(model: str) -> list[str]:
+    """``--model``: a conf/model option (``resnet50``) as is, else any name timm knows
+    (``test_resnet``, timm's smoke-test model) through ``model=timm``."""
+    if (CONF / "model" / f"{model}.yaml").is_file():
+        return [f"model={model}"]
+    if timm.is_model(model):
+        return ["model=timm", f"model.name={model}"]
+    options = ", ".join(sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+    raise ValueError(f"--model {model}: neither a conf/model option ({options}) nor a timm model")
 
 
 def compose_config(overrides: list[str], output_dir: Path) -> dict[str, Any]:
