@@ -106,7 +106,7 @@ class FaceDataModule(pl.LightningDataModule):
         near = near_age_boundary(train["age"], self.age_bins, self.drop_boundary_ages)
         train = train[~near].reset_index(drop=True)  # validation is never filtered
         self.train_table = relabel(train, self.train_age_bins)  # nor relabelled
-        if self.transform.get("normalize", "backbone") == "train_stats":
+        if self.transform["normalize"] == "train_stats":
             # through the training set's photo cache (data.cache): decoded once, kept for training
             train_set = self._dataset("train", self.train_table)
             self.mean, self.std = channel_stats(

@@ -69,11 +69,11 @@ class FaceClassifier(pl.LightningModule):
     def apply_runtime_options(self, on_gpu: bool) -> None:
         """``model.channels_last`` (``auto``: on a GPU) and ``model.compile`` take effect."""
         options = self.hparams.config["model"]
-        wanted = options.get("channels_last", False)
+        wanted = options["channels_last"]  # train.yaml sets both
         self.channels_last = on_gpu if wanted == "auto" else bool(wanted)
         if self.channels_last:
             self.backbone.to(memory_format=torch.channels_last)
-        if options.get("compile", False):
+        if options["compile"]:
             self.backbone.compile()  # in place: state_dict keys keep their names
 
     def as_input(self, images: torch.Tensor) -> torch.Tensor:

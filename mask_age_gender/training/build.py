@@ -43,7 +43,7 @@ def configured_normalization(config: dict[str, Any]) -> tuple[list[float], list[
     """The input mean and std before the data is read: ``transform.normalize: none`` is pixels/255
     (on either ``data.normalize_on`` path, and in ``predict``); otherwise ``data.mean/std`` when
     set, else the backbone's. ``train_stats`` replaces them with the training split's in setup."""
-    normalize = config["transform"].get("normalize", "backbone")
+    normalize = config["transform"]["normalize"]
     if normalize not in NORMALIZE:
         raise ValueError(f"transform.normalize must be one of {NORMALIZE}, got {normalize!r}")
     if normalize == "none":
