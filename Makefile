@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DATA := data/synthetic
-TEST_WORKERS ?= 2  # pytest-xdist processes; a module's tests stay in one (--dist loadscope)
+TEST_WORKERS ?= 2  # pytest-xdist processes
 
-.PHONY: train test bench lint format clean
+.PHONY: train test test-fast bench lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports  # the layers and no-cycles contracts in pyproject.toml
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -ra --durations=15
+
+test-fast: $(STAMP)  # while you work: the tests not marked slow (@pytest.mark.slow), no linters
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow" -q --durations=10
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

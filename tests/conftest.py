@@ -18,12 +18,18 @@ from mask_age_gender.data.synthetic import generate_archive
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests' own config options (the smoke-test models, a failing Optuna search), found through
+# Hydra's search path beside conf/. A command that composes again from its task overrides alone
+# (resume=DIR) needs the folder as `--config-dir`.
+TEST_CONF = ROOT / "tests" / "conf"
+SEARCHPATH = f"hydra.searchpath=['file://{TEST_CONF}']"
 PEOPLE, EVAL_PEOPLE = 30, 3
 SIZE = (48, 64)  # width, height of the generated photos
 
 # A tiny run: 2 epochs of a tiny timm model on 64×48 inputs, in this process, on the CPU.
 TINY = [
-    "model=test_resnet",
+    SEARCHPATH,
+    "model=test_resnet",  # tests/conf/model/test_resnet.yaml
     "trainer=cpu",
     "trainer.max_epochs=2",
     "data.image_size=[64,48]",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from mask_age_gender.bench.__main__ import main, overrides_of, parse_args, scale
-from mask_age_gender.bench.build import Settings
+from mask_age_gender.bench.__main__ import overrides_of, parse_args, scale
+from mask_age_gender.bench.build import Settings, compose_config, model_overrides
 
 RATES = ("model_only_img_s", "data_only_img_s", "train_img_s", "plain_loop_img_s", "predict_img_s")
 RATIOS = {
@@ -25,9 +27,11 @@ def test_benchmark_figures_are_positive_and_consistent(archive: Path, tmp_path: 
     few = ["--photos", "16", "--threads", "1", "--workers", "0", "--warmup", "1"]
     uint8 = ["--set", "data.normalize_on=device"]  # every phase feeds the model uint8 batches
     argv = [*tiny, *few, *uint8, "--archive", str(archive), "--repeats", "2"]
-    report = main([*argv, "--out", str(out)])
-
-    assert json.loads(out.read_text()) == report
+    command = [sys.executable, "-m", "mask_age_gender.bench", *argv, "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)  # the command
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert json.loads(result.stdout) == report  # printed and written
     assert len(report["rounds"]) == 2  # every figure is its best round's
     for rate in (*RATES, "train_peak_rss_mb"):
         assert report[rate] == max(r[rate] for r in report["rounds"])
@@ -56,3 +60,15 @@ def test_benchmark_figures_are_positive_and_consistent(archive: Path, tmp_path: 
     times = [run["s_per_photo"] for run in runs]
     assert all(t > 0 for t in times) and all(run["train_peak_rss_mb"] > 0 for run in runs)
     assert sizes["s_per_photo_spread"] == pytest.approx(max(times) / min(times) - 1, abs=1e-3)
+
+
+def test_the_model_is_a_config_option_or_any_timm_name(tmp_path: Path) -> None:
+    """``--model resnet50`` is conf/model/resnet50.yaml; ``--model test_resnet`` (a smoke-test
+    model, whose option lives in tests/conf) is timm's, through ``model=timm``."""
+    assert model_overrides("resnet50") == ["model=resnet50"]
+    config = compose_config(
+        overrides_of(parse_args(["--model", "test_resnet"]), tmp_path), tmp_path
+    )
+    assert config["model"]["name"] == "test_resnet" and not config["model"]["pretrained"]
+    with pytest.raises(ValueError, match="--model resnet_9000: neither a conf/model option"):
+        model_overrides("resnet_9000")

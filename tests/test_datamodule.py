@@ -15,8 +15,9 @@ from mask_age_gender.data.stats import channel_stats
 BASE = {"normalize": "backbone", "prepare": {}, "augment": {}}
 
 
-# conf/data/default.yaml's values (its defaults), the interpolated ones set below
-DEFAULTS = {k: v for k, v in OmegaConf.load(CONF / "data" / "default.yaml").items() if k[0] != "_"}
+# conf/data/default.yaml's values (its defaults), unresolved: the interpolated ones are set below
+DATA = OmegaConf.to_container(OmegaConf.load(CONF / "data" / "default.yaml"))
+DEFAULTS = {k: v for k, v in DATA.items() if k[0] != "_"}
 
 
 def datamodule(archive: Path, **options) -> FaceDataModule:

@@ -27,7 +27,7 @@ from mask_age_gender.training import status
 from mask_age_gender.training.resume import ResumeRefused, check_resumable
 from mask_age_gender.training.status import NotEnoughRoom
 
-from .conftest import ROOT, TINY
+from .conftest import ROOT, TEST_CONF, TINY
 
 TIMINGS = {"seconds", "fit_images_per_s", "fit_images"}  # differ by process
 STEPS_PER_EPOCH = 10  # 161 training photos of the tiny archive in batches of 16, last dropped
@@ -64,6 +64,8 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
     overrides = [
         *TINY, f"data.root={archive}", "trainer.max_epochs=3",
         "callbacks.periodic_last.every_n_train_steps=3",
+        # both draw from torch's global RNG: the resumed run must restore it to match
+        "model.drop_rate=0.3", "mix=vertical_cutmix",
     ]  # fmt: skip
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     uninterrupted = subprocess.Popen(
@@ -81,9 +83,10 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
     assert summary_of(killed)["status"] == "running"  # a killed run never looks finished
     assert not (killed / "val_predictions.csv").exists()
 
-    resumed = subprocess.run(
-        app(f"resume={killed}"), cwd=ROOT, env=ENV, capture_output=True, text=True
-    )
+    resumed = subprocess.run(  # the same --config-dir, as resume=DIR composes from it again
+        app("--config-dir", str(TEST_CONF), f"resume={killed}"),
+        cwd=ROOT, env=ENV, capture_output=True, text=True,
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _, stderr = uninterrupted.communicate(timeout=600)
     assert uninterrupted.returncode == 0, stderr[-3000:]

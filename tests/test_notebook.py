@@ -21,6 +21,7 @@ def test_the_committed_notebook_has_no_outputs() -> None:
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
+@pytest.mark.slow  # a Jupyter kernel: a new process, with its own imports
 def test_the_notebook_shows_a_sweep_without_errors(
     archive: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

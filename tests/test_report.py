@@ -114,6 +114,7 @@ def test_the_command_prints_and_writes_the_ledger_and_survives_broken_runs(
     assert len(markdown) == 2 + len(runs) and header[:2] == ["run", "status"]
 
 
+@pytest.mark.slow  # the real command, in its own process
 def test_the_module_runs_as_a_command(sweep: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "mask_age_gender.report", str(sweep / CRASHED)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -79,6 +79,7 @@ def exact(images: list[np.ndarray], crop: tuple[int, int] | None) -> tuple[np.nd
     return pixels.mean(axis=0), pixels.std(axis=0)
 
 
+@pytest.mark.slow  # 14,700 photos written and read
 def test_stats_cover_every_photo_kind_and_follow_the_crop(
     many_photos: dict[str, np.ndarray], tmp_path: Path
 ) -> None:

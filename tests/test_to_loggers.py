@@ -23,6 +23,7 @@ FIGURE_TAGS = {f"analysis/{Path(name).stem}" for name in plots.FIGURES}
 BOTH = "logger=[tensorboard,wandb]"  # two options of the logger group, merged (csv kept)
 
 
+# the run below starts W&B's service process and draws every figure: the tests reading it are slow
 @pytest.fixture(scope="module")
 def run(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished one-epoch run with the error analysis, logged to TensorBoard and W&B."""
@@ -42,6 +43,7 @@ def test_two_logger_options_compose_with_the_csv_one(archive: Path, tmp_path: Pa
     assert set(cfg.logger) == {"csv", "tensorboard", "wandb"}
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_the_figures_hparams_with_scores_and_the_report(run: Path) -> None:
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
@@ -90,6 +92,7 @@ def wandb_summary(log: Path) -> dict[str, object]:
     return summary
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_holds_scores_figures_table_and_report(run: Path) -> None:
     (folder,) = (run / "wandb").glob("offline-run-*")
     files = folder / "files"

@@ -105,12 +105,6 @@ def run_app(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_the_app_without_data_prints_the_message(tmp_path: Path) -> None:
-    result = run_app(f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "no archive at data.root=" in result.stderr and "make train" in result.stderr
-
-
 def run_sweep(
     archive: Path, sweep_dir: Path, *overrides: str, flags: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:

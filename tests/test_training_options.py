@@ -14,21 +14,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import mask_age_gender.train as train_app
 from mask_age_gender.data.archive import read_train
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.train import train
+from mask_age_gender.training import build
 from mask_age_gender.training.build import build_datamodule, fitted_config
 
 from .conftest import TINY, compose_config
 
 TIMINGS = {"seconds", "fit_images_per_s", "fit_images", "cache_gb"}  # differ by run
-# random augmentation, a weighted sampler and 2 epochs of 4 batches: what workers could change;
-# dropout draws from torch's global RNG, which a resumed run must restore to match the plain run
-RUN = [
-    *("transform=light", "data.sampler=weighted", "+trainer.limit_train_batches=4"),
-    "model.drop_rate=0.3",
-]
+# random augmentation, a weighted sampler and 2 epochs of 4 batches: what workers could change
+RUN = ["transform=light", "data.sampler=weighted", "+trainer.limit_train_batches=4"]
 
 
 def results(run: Path) -> tuple[dict, pd.DataFrame]:
@@ -55,15 +51,20 @@ def assert_same_run(got: tuple[dict, pd.DataFrame], expected: tuple[dict, pd.Dat
     pd.testing.assert_frame_equal(got[1].drop(columns="path"), expected[1].drop(columns="path"))
 
 
+WORKERS = pytest.mark.slow  # two loader processes started per epoch
+
+
 @pytest.mark.parametrize(
     "options",
     [
-        ["data.num_workers=2", "data.cache=none"],  # the sampler's seeds travel to the workers
-        ["data.num_workers=2", "data.cache=memory"],  # one shared array the workers fill
-        ["data.num_workers=0", "data.cache=memory"],
-        ["data.num_workers=0", "data.cache=disk"],
+        # the sampler's seeds travel to the workers
+        pytest.param(["data.num_workers=2", "data.cache=none"], id="workers", marks=WORKERS),
+        pytest.param(  # one shared array the workers fill
+            ["data.num_workers=2", "data.cache=memory"], id="workers_memory_cache", marks=WORKERS
+        ),
+        pytest.param(["data.num_workers=0", "data.cache=memory"], id="memory_cache"),
+        pytest.param(["data.num_workers=0", "data.cache=disk"], id="disk_cache"),
     ],
-    ids=["workers", "workers_memory_cache", "memory_cache", "disk_cache"],
 )
 def test_workers_and_caches_reproduce_the_plain_run(
     archive: Path, tmp_path: Path, reference: tuple[dict, pd.DataFrame], options: list[str]
@@ -96,11 +97,12 @@ def test_inverse_frequency_class_weights_reach_the_checkpoint(
 
 
 def test_ckpt_path_resumes_a_stopped_run_to_the_uninterrupted_result(
-    archive: Path,
-    tmp_path: Path,
-    reference: tuple[dict, pd.DataFrame],
-    monkeypatch: pytest.MonkeyPatch,
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With dropout, which draws from torch's global RNG: the resumed run must restore it."""
+    plain = ["data.cache=none", "data.num_workers=0", "model.drop_rate=0.3"]
+    reference = run_tiny(archive, tmp_path / "uninterrupted", *plain)
+
     class StopAfterFirstEpoch(pl.Callback):
         def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             trainer.should_stop = True
@@ -111,16 +113,16 @@ def test_ckpt_path_resumes_a_stopped_run_to_the_uninterrupted_result(
         def on_train_batch_end(self, *args: object) -> None:
             CountSteps.steps += 1
 
-    run_callbacks = train_app.run_callbacks
+    run_callbacks = build.run_callbacks  # the callbacks every run gets, and one more
     monkeypatch.setattr(
-        train_app, "run_callbacks", lambda run: [*run_callbacks(run), StopAfterFirstEpoch()]
+        build, "run_callbacks", lambda run: [*run_callbacks(run), StopAfterFirstEpoch()]
     )
-    run, plain = tmp_path / "run", ["data.cache=none", "data.num_workers=0"]
+    run = tmp_path / "run"
     stopped = run_tiny(archive, run, *plain)
     assert stopped[0]["epochs_run"] == 1  # stopped after the first of two epochs
     last = run / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 4
-    monkeypatch.setattr(train_app, "run_callbacks", lambda run: [*run_callbacks(run), CountSteps()])
+    monkeypatch.setattr(build, "run_callbacks", lambda run: [*run_callbacks(run), CountSteps()])
     resumed = run_tiny(archive, run, *plain, f"ckpt_path={last}")
     assert CountSteps.steps == 4  # the second epoch only: continued, not started again
     assert json.loads((run / "summary.json").read_text())["resumed_from"] == str(last)
@@ -151,9 +153,10 @@ def test_early_stopping_ends_a_run_whose_val_f1_stays_flat(
     train_config: Callable[..., DictConfig],
 ) -> None:
     """Patience 1 and a learning rate of 0 (the val F1 of every epoch alike): the run stops
-    after its second epoch of six, and the stopping callback's best score is the val F1."""
+    after its second epoch of six, and the stopping callback's best score is the val F1.
+    test_vit: no batch-norm statistics, which move in training even at a learning rate of 0."""
     cfg = train_config(
-        "optimizer.lr=0", "scheduler=none", "trainer.max_epochs=6",
+        "model=test_vit", "optimizer.lr=0", "scheduler=none", "trainer.max_epochs=6",
         "callbacks.early_stopping.patience=1", "+trainer.limit_train_batches=2",
     )  # fmt: skip
     train(cfg)
@@ -164,6 +167,6 @@ def test_early_stopping_ends_a_run_whose_val_f1_stays_flat(
     assert summary["epochs_run"] == 2 and len(val_f1) == 2
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     [stopping] = [v for k, v in ckpt["callbacks"].items() if k.startswith("EarlyStopping")]
-    # a wrong monitor (val/loss, train/f1, …) stops a flat run too, but scores it otherwise
+    # a wrong monitor can stop a flat run too (val/loss does), but its best score is no val F1
     assert float(stopping["best_score"]) == pytest.approx(summary["val_f1"], abs=1e-5)
     assert stopping["stopped_epoch"] == 1

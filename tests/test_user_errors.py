@@ -1,6 +1,10 @@
 """User mistakes get a message, not a stack trace (issue #13): a missing archive, a malformed
-one, an unknown config option, pretrained weights with no network. ``HYDRA_FULL_ERROR=1``
-keeps the traceback."""
+one, an unknown config option, pretrained weights with no network, a missing checkpoint.
+``HYDRA_FULL_ERROR=1`` keeps the traceback.
+
+The commands' error handling (``mistakes_as_messages``) runs here in this process around the
+function a command calls; one test starts the real ``train`` command to see the message, the
+exit status and no traceback come out of the process itself."""
 
 from __future__ import annotations
 
@@ -9,31 +13,28 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hydra.errors import MissingConfigException
 
+from mask_age_gender.data.archive import ArchiveError
+from mask_age_gender.errors import mistakes_as_messages
+from mask_age_gender.inference.prediction import predict_archive
 from mask_age_gender.models.backbone import PretrainedUnavailable, create_backbone
+from mask_age_gender.train import train
 
-from .conftest import ROOT, TINY
+from .conftest import TINY, compose_config
 
 TRACE = "Traceback (most recent call last)"
 
 
-def run_train(
-    *overrides: str, run_dir: Path, full_error: bool = False
-) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "HYDRA_FULL_ERROR": "1" if full_error else "0",
-        "PYTHONWARNINGS": "ignore",
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",  # the pretrained case fails fast even where there is a network
-        "HF_HUB_CACHE": str(run_dir.parent / "hub_cache"),  # … and finds no cached weights
-    }
-    command = [sys.executable, "-m", "mask_age_gender.train", *TINY, *overrides]
-    command.append(f"hydra.run.dir={run_dir}")
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def exit_of(command: Callable[[], object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The exit status and stderr of ``command`` under the commands' error handling."""
+    with pytest.raises(SystemExit) as stopped, mistakes_as_messages():
+        command()
+    return stopped.value.code, capsys.readouterr().err
 
 
 def bad_archive(archive_copy: Path) -> Path:
@@ -41,48 +42,74 @@ def bad_archive(archive_copy: Path) -> Path:
     return archive_copy
 
 
-CASES = {  # mistake: (overrides, what stderr says)
-    "missing archive": (
-        lambda archive, tmp: [f"data.root={tmp / 'nowhere'}"],
-        ["error: no archive at data.root=", "make train"],
-    ),
+@pytest.fixture
+def no_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The hub client offline with an empty cache (fails fast, even where there is a network)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+
+
+@pytest.mark.slow  # the real command, in its own process
+def test_the_train_command_prints_a_mistake_without_a_traceback(tmp_path: Path) -> None:
+    """The real command, started where there is no archive (its default ``data.root``)."""
+    run = tmp_path / "run"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "mask_age_gender.train", f"hydra.run.dir={run}"]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert TRACE not in result.stderr and TRACE not in result.stdout
+    assert f"error: no archive at data.root={tmp_path / 'data' / 'archive'}" in result.stderr
+    assert "make train" in result.stderr
+    assert not (run / "summary.json").exists() and not (run / "checkpoints").exists()
+
+
+MISTAKES = {  # mistake: (overrides, what stderr says)
     "bad archive": (
-        lambda archive, tmp: [f"data.root={bad_archive(archive)}"],
+        lambda archive: [f"data.root={bad_archive(archive)}"],
         ["error: archive ", "train/train.csv row 1: gender 'x' is not male or female"],
     ),
-    "unknown option": (
-        lambda archive, tmp: [f"data.root={archive}", "model=nonexistent"],
-        ["Could not find 'model/nonexistent'", "Available options in 'model'", "test_resnet"],
-    ),
     "pretrained offline": (
-        lambda archive, tmp: [f"data.root={archive}", "model=resnet50", "model.pretrained=true"],
+        lambda archive: [f"data.root={archive}", "model=resnet50", "model.pretrained=true"],
         ["error: model 'resnet50' with model.pretrained=true needs timm's model hub",
          "model.pretrained=false"],
     ),
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("mistake", CASES)
-def test_a_user_mistake_prints_its_message_without_a_traceback(
-    mistake: str, archive_copy: Path, tmp_path: Path
+@pytest.mark.usefixtures("no_hub")
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_a_training_mistake_ends_with_its_message_and_exit_1(
+    mistake: str, archive_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    overrides, messages = CASES[mistake]
-    started = time.perf_counter()
-    result = run_train(*overrides(archive_copy, tmp_path), run_dir=tmp_path / "run")
-    print(f"{mistake}: exit {result.returncode} in {time.perf_counter() - started:.1f} s")
-    print(result.stderr)
-    assert result.returncode == 1
-    assert TRACE not in result.stderr and TRACE not in result.stdout
+    overrides, messages = MISTAKES[mistake]
+    cfg = compose_config([*TINY, *overrides(archive_copy)], tmp_path / "run")
+    status, stderr = exit_of(lambda: train(cfg), capsys)
+    assert status == 1 and TRACE not in stderr
     for message in messages:
-        assert message in result.stderr
+        assert message in stderr
 
 
-def test_hydra_full_error_keeps_the_traceback(archive_copy: Path, tmp_path: Path) -> None:
-    result = run_train(
-        f"data.root={bad_archive(archive_copy)}", run_dir=tmp_path / "run", full_error=True
-    )
-    assert result.returncode == 1
-    assert TRACE in result.stderr and "ArchiveError: archive " in result.stderr
+def test_an_unknown_option_is_named_with_the_options_there_are(tmp_path: Path) -> None:
+    """Hydra's own message (the command prints it without a traceback, as it does for every
+    config error): what was asked for, and what the group offers."""
+    with pytest.raises(MissingConfigException) as err:
+        compose_config([*TINY, "model=nonexistent"], tmp_path / "run")
+    for message in ("Could not find 'model/nonexistent'", "Available options in 'model'"):
+        assert message in str(err.value)
+    assert "resnet50" in str(err.value)
+
+
+def test_hydra_full_error_keeps_the_traceback(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    cfg = compose_config([*TINY, f"data.root={bad_archive(archive_copy)}"], tmp_path / "run")
+    with pytest.raises(ArchiveError, match="archive "), mistakes_as_messages():
+        train(cfg)  # raised on to Hydra, which prints its traceback
 
 
 def test_pretrained_weights_without_a_network_fail_at_once(
@@ -103,12 +130,15 @@ def test_pretrained_weights_without_a_network_fail_at_once(
     assert constants.HF_HUB_OFFLINE is False  # offline only for the attempt
 
 
-def test_predict_tells_a_missing_checkpoint_by_its_message(archive: Path, tmp_path: Path) -> None:
-    command = [
-        sys.executable, "-m", "mask_age_gender.predict", f"ckpt={tmp_path / 'none.ckpt'}",
-        f"data.root={archive}", f"output={tmp_path / 'submission.csv'}",
+def test_predict_tells_a_missing_checkpoint_by_its_message(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overrides = [
+        f"ckpt={tmp_path / 'none.ckpt'}", f"data.root={archive}",
+        f"output={tmp_path / 'submission.csv'}",
     ]  # fmt: skip
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
-    assert TRACE not in result.stderr and f"error: checkpoint {tmp_path}" in result.stderr
+    cfg = compose_config(overrides, tmp_path, name="predict")
+    status, stderr = exit_of(lambda: predict_archive(cfg), capsys)
+    assert status == 1 and TRACE not in stderr
+    assert f"error: checkpoint {tmp_path / 'none.ckpt'} not found" in stderr
+    assert not (tmp_path / "submission.csv").exists()

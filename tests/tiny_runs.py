@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from mask_age_gender.train import train
 
-from .conftest import TINY, compose_config
+from .conftest import SEARCHPATH, TINY, compose_config
 
 FINISHED = {  # the first has two epochs to draw curves of, the second is as short as it gets
     "head=single": ["head=single", "+trainer.limit_train_batches=2"],
@@ -45,7 +45,7 @@ def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_started_run(run_dir: Path, overrides: list[str]) -> None:
     """What the Hydra app leaves of a run that failed before training: ``.hydra/`` only."""
-    cfg = compose_config(overrides, run_dir)
+    cfg = compose_config([SEARCHPATH, *overrides], run_dir)  # a Hydra override: not saved
     hydra = run_dir / ".hydra"
     hydra.mkdir(parents=True)
     OmegaConf.save(cfg, hydra / "config.yaml")
