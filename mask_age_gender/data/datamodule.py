@@ -201,8 +201,10 @@ class FaceDataModule(pl.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
-            # worker seeds from the loader's own generator: the global RNG is left to the model
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
+            # worker seeds from each loader's own generator, in every stage: a loader without
+            # one draws from the global RNG each time it is iterated (with 0 workers, every
+            # epoch; with persistent ones, once), and that RNG is the model's (dropout, mixing)
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
