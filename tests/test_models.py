@@ -81,6 +81,7 @@ def test_weights_of_another_model_are_refused(tmp_path: Path) -> None:
         create_backbone("test_resnet", weights="package")
 
 
+@pytest.mark.slow  # a process of its own: huggingface_hub reads HF_HUB_OFFLINE on import
 def test_pretrained_offline_says_what_to_do_instead(tmp_path: Path) -> None:
     code = "from mask_age_gender.models.backbone import create_backbone as c; c('resnet18', True)"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}

@@ -127,6 +127,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "s.csv").exists()
 
 
+@pytest.mark.slow  # a process of its own: the real command line
 def test_predict_command_line(archive: Path, run_dir: Path, tmp_path: Path) -> None:
     output = tmp_path / "cli.csv"
     ckpt = run_dir / "checkpoints" / "best.ckpt"
