@@ -21,7 +21,7 @@ from sklearn.metrics import f1_score
 from torch.optim.swa_utils import AveragedModel
 
 from mask_age_gender.train import train
-from mask_age_gender.training.ema import ema_update, warmup_decay
+from mask_age_gender.training.ema import EMA, warmup_decay
 
 from .conftest import CONF, ROOT, compose_config
 from .test_configs import flat, option_settings
@@ -212,16 +212,20 @@ def test_optuna_search_survives_a_failing_trial(archive: Path, tmp_path: Path) -
 
 
 def test_ema_decay_warms_up_so_short_runs_leave_the_initial_weights() -> None:
-    model = torch.nn.Linear(3, 1)
-    averaged = AveragedModel(model, avg_fn=ema_update(0.999))
-    torch.nn.init.zeros_(model.weight)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.BatchNorm1d(1))  # + int buffer
+    ema = EMA(decay=0.999)
+    averaged = AveragedModel(model, multi_avg_fn=ema.average, use_buffers=True)
+    ema._average_model = averaged  # as EMA.setup makes it for a fit
+    torch.nn.init.zeros_(model[0].weight)
     averaged.update_parameters(model)  # first update copies
-    for _ in range(20):
-        torch.nn.init.ones_(model.weight)
+    for step in range(20):
+        torch.nn.init.ones_(model[0].weight)
+        model[1].num_batches_tracked.fill_(step)
         averaged.update_parameters(model)
     kept = math.prod(warmup_decay(0.999, t) for t in range(1, 21))  # share of the zeros left
-    assert averaged.module.weight.detach() == pytest.approx(torch.full((1, 3), 1 - kept))
+    assert averaged.module[0].weight.detach() == pytest.approx(torch.full((1, 3), 1 - kept))
     assert 1 - kept > 0.99  # a fixed 0.999 would have moved 2 % of the way
+    assert int(averaged.module[1].num_batches_tracked) == 19  # integers are copied, not averaged
     assert warmup_decay(0.999, 10**6) == 0.999
     with pytest.raises(ValueError, match=r"callbacks\.ema\.decay=1\.5"):
-        ema_update(1.5)
+        EMA(1.5)

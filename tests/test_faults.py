@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender import files
 from mask_age_gender.files import write_csv_atomic
-from mask_age_gender.models.module import NonFiniteLoss
+from mask_age_gender.models.nonfinite import NonFiniteLoss
 from mask_age_gender.resolvers import hydra_subdir, resume_dir
 from mask_age_gender.results.run_reader import epoch_history
 from mask_age_gender.train import train

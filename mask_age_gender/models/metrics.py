@@ -20,6 +20,17 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
 
 
+class WeightedMean(MeanMetric):
+    """``MeanMetric`` without its NaN check of every update, a host sync on a GPU (a non-finite
+    loss stops the run anyway). Not ``nan_strategy="disable"``: torchmetrics 1.9 then drops the
+    weights (``tests/test_head_losses.py`` catches it)."""
+
+    def update(self, value: torch.Tensor, weight: torch.Tensor) -> None:
+        value, weight = value.to(self.dtype), weight.to(self.dtype)
+        self.mean_value += (value * weight).sum()
+        self.weight += weight.sum()
+
+
 class TaskMetrics(nn.Module):
     """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` (and ``loss`` when given, and
     ``loss_<task>`` for each of ``loss_tasks``: the unweighted per-task loss of
@@ -30,17 +41,20 @@ class TaskMetrics(nn.Module):
 
     def __init__(self, persistent: bool = False, sync: bool = True, loss_tasks: Iterable[str] = ()):
         super().__init__()
+        # no checks of the inputs per update: each would make the CPU wait for the GPU (labels
+        # are checked when the archive is read; a non-finite loss stops the run before these)
         options = {"sync_on_compute": sync}
-        self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro", **options)
-        self.acc = MulticlassAccuracy(NUM_CLASSES, average="micro", **options)
+        scores = {**options, "validate_args": False}
+        self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro", **scores)
+        self.acc = MulticlassAccuracy(NUM_CLASSES, average="micro", **scores)
         self.task_f1 = nn.ModuleDict(
             {
-                task: MulticlassF1Score(n, average="macro", **options)
+                task: MulticlassF1Score(n, average="macro", **scores)
                 for task, n in TASK_CLASSES.items()
             }
         )
-        self.loss = MeanMetric(**options)
-        self.task_loss = nn.ModuleDict({task: MeanMetric(**options) for task in loss_tasks})
+        self.loss = WeightedMean(**options)
+        self.task_loss = nn.ModuleDict({task: WeightedMean(**options) for task in loss_tasks})
         for metric in self._metrics():
             metric.persistent(persistent)
 
@@ -55,11 +69,14 @@ class TaskMetrics(nn.Module):
         task_losses: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         """``task_losses``: this batch's loss of each of ``loss_tasks`` (other tasks ignored)."""
-        if loss is not None:  # the mean over photos: a short last batch weighs less
-            self.loss.update(loss.detach(), weight=len(target))
+        # the mean over photos: a short last batch weighs less (the weight made on the device,
+        # not copied there from the host)
+        if loss is not None:
+            self.loss.update(loss.detach(), weight=loss.detach().new_full((), len(target)))
         if task_losses is not None:
             for task, metric in self.task_loss.items():
-                metric.update(task_losses[task].detach(), weight=len(target))
+                value = task_losses[task].detach()
+                metric.update(value, weight=value.new_full((), len(target)))
         self.f1.update(preds, target)
         self.acc.update(preds, target)
         for metric, p, t in zip(self.task_f1.values(), decode(preds), decode(target), strict=True):

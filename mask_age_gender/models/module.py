@@ -16,13 +16,10 @@ from timm.models import get_pretrained_cfg
 
 from mask_age_gender.models.losses import HeadLoss
 from mask_age_gender.models.metrics import TaskMetrics
+from mask_age_gender.models.nonfinite import FirstNonFinite
 from mask_age_gender.models.optim import build_optimizer, build_scheduler
 
 RUNTIME_OPTIONS = ("compile", "channels_last")  # model.* keys that are not backbone arguments
-
-
-class NonFiniteLoss(FloatingPointError):
-    """A NaN or infinite loss; the message names the step and the batch's photos."""
 
 
 class FaceClassifier(pl.LightningModule):
@@ -48,6 +45,7 @@ class FaceClassifier(pl.LightningModule):
         heads = list(self.head.tasks) if len(self.head.tasks) > 1 else []
         self.train_metrics = TaskMetrics(persistent=True, loss_tasks=heads)  # epochs may resume
         self.val_metrics = TaskMetrics(loss_tasks=heads)
+        self.nonfinite = {stage: FirstNonFinite(stage) for stage in ("train", "val")}
 
     def _pixel_scale(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``data.mean``/``std`` on the 0–255 scale, in float32 on ``device``, for uint8 batches
@@ -115,22 +113,27 @@ class FaceClassifier(pl.LightningModule):
         logits = self(images)
         task_losses = self.criterion.task_losses(logits, self.head.targets(targets))
         loss = self.criterion.combine(task_losses)
-        if not torch.isfinite(loss):
-            photos = "\n  ".join(self._batch_paths(stage, indices))
-            parts = ", ".join(f"{task} {value.item()}" for task, value in task_losses.items())
-            raise NonFiniteLoss(
-                f"{stage} loss is {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step}: lower optimizer.lr or check the inputs. Per task: {parts}. "
-                f"The batch's photos:\n  {photos}"
-            )
+        self.nonfinite[stage].record(
+            loss, task_losses, indices, self.current_epoch, self.global_step
+        )
         metrics = self.train_metrics if stage == "train" else self.val_metrics
         metrics.update(self.head.probabilities(logits).argmax(dim=1), labels, loss, task_losses)
         return loss
 
-    def _batch_paths(self, stage: str, indices: torch.Tensor) -> list[str]:
+    def _check_finite(self, stage: str) -> None:
+        """Raise ``NonFiniteLoss`` for the first non-finite loss of ``stage`` (one host sync)."""
         loader = self.trainer.train_dataloader if stage == "train" else self.trainer.val_dataloaders
         paths = getattr(getattr(loader, "dataset", None), "paths", None)
-        return [str(paths[i]) if paths else f"#{i}" for i in indices.tolist()]
+        self.nonfinite[stage].check(
+            lambda found: [str(paths[i]) if paths else f"#{i}" for i in found]
+        )
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:  # not every step: a sync
+            self._check_finite("train")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._check_finite("train")  # never a checkpoint of weights a NaN has reached
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -139,9 +142,12 @@ class FaceClassifier(pl.LightningModule):
         self._step(batch, "val")
 
     def on_train_epoch_end(self) -> None:
+        self._check_finite("train")
         self._log_scores(self.train_metrics, "train")
 
     def on_validation_epoch_end(self) -> None:
+        self._check_finite("train")  # first: validation at an epoch's end runs before its end
+        self._check_finite("val")
         self._log_scores(self.val_metrics, "val")
 
     def _log_scores(self, metrics: TaskMetrics, stage: str) -> None:

@@ -10,6 +10,7 @@ import inspect
 import math
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from timm.optim import param_groups_weight_decay
 from torch import nn
@@ -19,12 +20,30 @@ from torch.optim.lr_scheduler import LambdaLR
 
 def build_optimizer(model: nn.Module, options: dict[str, Any]) -> Optimizer:
     """The ``optimizer`` config over the model's parameters; ``exclude_norm_bias: true`` puts
-    norm layers and biases (1-D parameters) in a group without weight decay."""
+    norm layers and biases (1-D parameters) in a group without weight decay. Built after the
+    model is on its device, with that device's fastest update (``fused_or_foreach``)."""
     options = dict(options)
     params = model.parameters()
     if options.pop("exclude_norm_bias", False):
         params = param_groups_weight_decay(model, options.get("weight_decay", 0.0))
-    return instantiate(options)(params=params)
+    factory = instantiate(options)
+    device = next(model.parameters()).device
+    return factory(params=params, **fused_or_foreach(factory, device, options))
+
+
+FUSED_DEVICES = ("cuda", "cpu")  # where torch's Adam, AdamW and SGD have fused kernels
+
+
+def fused_or_foreach(factory: Any, device: torch.device, options: dict[str, Any]) -> dict:
+    """``fused=True`` where the optimizer has a fused kernel for ``device`` (one kernel for all
+    parameters; the step counts stay on the device, so no ``.item()`` per parameter and step),
+    else ``foreach=True``; nothing when the config sets either, or the optimizer has neither."""
+    if "fused" in options or "foreach" in options:
+        return {}
+    accepts = inspect.signature(getattr(factory, "func", factory)).parameters
+    if "fused" in accepts and device.type in FUSED_DEVICES:
+        return {"fused": True}
+    return {"foreach": True} if "foreach" in accepts else {}
 
 
 def build_scheduler(
