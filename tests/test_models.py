@@ -5,19 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from mask_age_gender.labels import decode
 from mask_age_gender.models.backbone import create_backbone
 from mask_age_gender.models.heads import MultiHead, SingleHead
+from mask_age_gender.models.module import FaceClassifier, compile_mode
 
 from .conftest import CONF
 
@@ -130,3 +132,22 @@ def test_heads_give_targets_for_their_tasks() -> None:
     assert targets["mask"].tolist() == [0, 2, 2]
     assert targets["gender"].tolist() == [0, 1, 0]
     assert targets["age"].tolist() == [0, 2, 1]
+
+
+def test_compile_modes_are_checked_and_cuda_graph_modes_pad_evaluation(
+    train_config: Callable[..., DictConfig],
+) -> None:
+    assert [compile_mode(s) for s in (False, True, "default", "max-autotune")] == [
+        None, "default", "default", "max-autotune",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"model.compile must be false, true or one of"):
+        compile_mode("fastest")
+    config = OmegaConf.to_container(train_config(), resolve=True)
+    config["data"] |= {"mean": [0.5] * 3, "std": [0.5] * 3}
+    torch.manual_seed(0)
+    module = FaceClassifier(config).eval()
+    photos = torch.rand(5, 3, 64, 48)
+    plain = module.predict_proba(photos)
+    module.eval_batch = 16  # as reduce-overhead sets it from data.batch_size
+    padded = module.predict_proba(photos)
+    assert padded.shape == (5, 18) and torch.allclose(padded, plain, atol=1e-6)

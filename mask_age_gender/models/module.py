@@ -20,6 +20,10 @@ from mask_age_gender.models.nonfinite import FirstNonFinite
 from mask_age_gender.models.optim import build_optimizer, build_scheduler
 
 RUNTIME_OPTIONS = ("compile", "channels_last")  # model.* keys that are not backbone arguments
+# model.compile: torch.compile's mode (true is "default"); false runs eager. The last two replay
+# CUDA graphs, which hold one input shape: evaluation pads a short last batch to full size.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 class FaceClassifier(pl.LightningModule):
@@ -31,6 +35,7 @@ class FaceClassifier(pl.LightningModule):
         model = {k: v for k, v in config["model"].items() if k not in RUNTIME_OPTIONS}
         self.backbone = instantiate(model)
         self.channels_last = False  # decided in setup(), once the device is known
+        self.eval_batch = 0  # > 0: evaluation pads shorter batches to it (CUDA graphs)
         self._pixel_scales: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self.head = instantiate(config["head"])(in_features=self.backbone.num_features)
         loss = config["loss"]
@@ -71,8 +76,12 @@ class FaceClassifier(pl.LightningModule):
         self.channels_last = on_gpu if wanted == "auto" else bool(wanted)
         if self.channels_last:
             self.backbone.to(memory_format=torch.channels_last)
-        if options["compile"]:
-            self.backbone.compile()  # in place: state_dict keys keep their names
+        mode = compile_mode(options["compile"])
+        if mode is not None:
+            self.backbone.compile(mode=mode)  # in place: state_dict keys keep their names
+        self.eval_batch = (
+            self.hparams.config["data"]["batch_size"] if mode in CUDA_GRAPH_MODES else 0
+        )
 
     def as_input(self, images: torch.Tensor) -> torch.Tensor:
         """The network's input: uint8 photos (``data.normalize_on=device``) normalised here,
@@ -88,7 +97,12 @@ class FaceClassifier(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits by head task."""
-        return self.head(self.backbone(self.as_input(images)))
+        photos = len(images)
+        if not self.training and photos < self.eval_batch:  # one shape for the CUDA graph
+            padding = images.new_zeros((self.eval_batch - photos, *images.shape[1:]))
+            images = torch.cat([images, padding])  # eval-mode layers see each photo alone
+        logits = self.head(self.backbone(self.as_input(images)))
+        return {task: values[:photos] for task, values in logits.items()}
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Probabilities over the 18 classes, whatever the head."""
@@ -161,10 +175,25 @@ class FaceClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         config = self.hparams.config
-        optimizer = build_optimizer(self, config["optimizer"])
+        trainer = self.trainer
+        # the photos one optimizer step sees: every process's micro-batches
+        batch = config["data"]["batch_size"] * trainer.accumulate_grad_batches * trainer.world_size
+        optimizer = build_optimizer(self, config["optimizer"], global_batch=batch)
         total_steps = int(self.trainer.estimated_stepping_batches)
         schedule = build_scheduler(optimizer, config.get("scheduler") or {}, total_steps)
         return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def compile_mode(setting: bool | str) -> str | None:
+    """``model.compile`` as ``torch.compile``'s mode; None to run eagerly."""
+    if setting is False or setting in ("false", "none", None):
+        return None
+    mode = "default" if setting is True or setting == "true" else setting
+    if mode not in COMPILE_MODES:
+        raise ValueError(
+            f"model.compile must be false, true or one of {COMPILE_MODES}, got {setting!r}"
+        )
+    return mode
 
 
 def backbone_normalization(model: dict[str, Any]) -> tuple[list[float], list[float]]:

@@ -18,17 +18,35 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 
-def build_optimizer(model: nn.Module, options: dict[str, Any]) -> Optimizer:
+def build_optimizer(
+    model: nn.Module, options: dict[str, Any], global_batch: int | None = None
+) -> Optimizer:
     """The ``optimizer`` config over the model's parameters; ``exclude_norm_bias: true`` puts
-    norm layers and biases (1-D parameters) in a group without weight decay. Built after the
+    norm layers and biases (1-D parameters) in a group without weight decay; with
+    ``reference_batch`` the rate is scaled to ``global_batch`` (``scaled_lr``). Built after the
     model is on its device, with that device's fastest update (``fused_or_foreach``)."""
     options = dict(options)
+    reference = options.pop("reference_batch", None)
+    if reference:
+        if global_batch is None:
+            raise ValueError("optimizer.reference_batch needs the global batch size to scale to")
+        options["lr"] = scaled_lr(options["lr"], options["_target_"], global_batch, reference)
     params = model.parameters()
     if options.pop("exclude_norm_bias", False):
         params = param_groups_weight_decay(model, options.get("weight_decay", 0.0))
     factory = instantiate(options)
     device = next(model.parameters()).device
     return factory(params=params, **fused_or_foreach(factory, device, options))
+
+
+def scaled_lr(lr: float, optimizer: str, global_batch: int, reference_batch: int) -> float:
+    """``lr``, set for a batch of ``reference_batch``, scaled to ``global_batch`` as timm's
+    train.py does (``--lr-base-size``): linearly for SGD (Goyal et al. 2017, "Accurate, Large
+    Minibatch SGD"), by the square root for Adam-family optimizers (Krizhevsky 2014, "One weird
+    trick…"; Hoffer et al. 2017), whose updates are normalised per parameter."""
+    ratio = global_batch / reference_batch
+    adaptive = any(name in optimizer.lower() for name in ("adam", "lamb", "ada"))
+    return lr * (math.sqrt(ratio) if adaptive else ratio)
 
 
 FUSED_DEVICES = ("cuda", "cpu")  # where torch's Adam, AdamW and SGD have fused kernels
