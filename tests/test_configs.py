@@ -108,14 +108,15 @@ def test_every_transform_gives_the_configured_size(option: str, tmp_path: Path) 
     cfg = compose_config([f"transform={option}", "data.image_size=[96,72]"], tmp_path)
     recipe = OmegaConf.to_container(cfg.transform, resolve=True)
     photo = np.random.default_rng(0).integers(0, 255, size=(512, 384, 3), dtype=np.uint8)
+    box = (100.0, 150.0, 260.0, 330.0)  # a face box: face_crop needs one, the others ignore it
     for train in (True, False):
         pipeline = build_transform(recipe, [96, 72], [0.5] * 3, [0.5] * 3, train, "device")
-        image = pipeline(image=photo)["image"]
+        image = pipeline(photo, box)["image"]
         assert image.shape == (3, 96, 72) and image.dtype == torch.uint8  # the model normalises
     deterministic = build_transform(recipe, [96, 72], [0.5] * 3, [0.5] * 3, False, "device")
     random_steps = {step["_target_"].rsplit(".", 1)[1] for step in recipe["augment"].values()}
     assert not random_steps & {type(t).__name__ for t in deterministic.transforms}
-    first, second = (deterministic(image=photo)["image"] for _ in range(2))
+    first, second = (deterministic(photo, box)["image"] for _ in range(2))
     assert (first == second).all()
 
 
@@ -127,6 +128,7 @@ TRANSFORMS = {
     "contrast": ("backbone", [], ["contrast"]),
     "center_crop": ("backbone", ["center_crop"], []),
     "center_crop300": ("backbone", ["center_crop"], []),
+    "face_crop": ("backbone", ["face_crop"], []),
     "contrast_center_crop": ("backbone", ["center_crop"], ["contrast"]),
     "flip_contrast_noise": ("backbone", [], ["flip", "brightness_contrast", "noise"]),
     "light": ("backbone", [], ["flip", "brightness_contrast", "rotate", "gray", "blur"]),

@@ -8,8 +8,9 @@ trains on the same pixels as an uncached one.
   DataLoader workers fork, so all workers fill and read the same copy (Linux ``fork``). Its
   size is known up front and refused above the memory limit (below).
 - ``disk``: one ``.npy`` per photo under ``data.cache_dir``, named by a hash of the photo's
-  path, size and modification time and of the prepare settings: a changed photo or setting
-  gets a new file, never stale pixels. It lasts across runs (a sweep decodes once).
+  path, size and modification time, of the prepare settings and of what else the photo's
+  pixels depend on (its face box, for a face crop): a changed photo, setting or box gets a
+  new file, never stale pixels. It lasts across runs (a sweep decodes once).
 - ``auto`` (the default, :func:`choose_cache`): ``memory`` when every stage's photos fit the
   memory limit, ``disk`` otherwise, said in one log line.
 
@@ -97,21 +98,25 @@ def choose_cache(
 
 
 class PhotoCache:
-    """``cache(index)``: photo ``index`` prepared (H×W×3 uint8), from the cache when there."""
+    """``cache(index)``: photo ``index`` prepared (H×W×3 uint8) by ``load(index)``, from the
+    cache when there. ``key`` names the prepare settings, ``tags[index]`` what else photo
+    ``index``'s pixels depend on (its face box); both name its disk file."""
 
     def __init__(
         self,
         mode: str,
         paths: Sequence[str],
-        load: Callable[[str], np.ndarray],
+        load: Callable[[int], np.ndarray],
         image_size: Sequence[int],
         key: str,
         cache_dir: str | Path | None = None,
         max_gb: float = 8.0,
+        tags: Sequence[str] | None = None,
     ):
         if mode not in CACHE_MODES:
             raise ValueError(f"data.cache must be one of {', '.join(CACHE_MODES)}, got {mode!r}")
         self.mode, self.paths, self.load, self.key = mode, list(paths), load, key
+        self.tags = [""] * len(self.paths) if tags is None else list(tags)
         self.shape = (*image_size, 3)
         if mode == "memory":
             self.nbytes = len(self.paths) * int(np.prod(self.shape))
@@ -139,7 +144,7 @@ class PhotoCache:
         return self._prepared(index)
 
     def _prepared(self, index: int) -> np.ndarray:
-        image = self.load(self.paths[index])
+        image = self.load(index)
         if image.shape != self.shape or image.dtype != np.uint8:
             raise ValueError(f"prepared photo is {image.shape} {image.dtype}, not {self.shape}")
         return image
@@ -151,8 +156,7 @@ class PhotoCache:
         return self.pixels[index].copy()
 
     def _from_disk(self, index: int) -> np.ndarray:
-        path = self.paths[index]
-        file = self.directory / f"{self._file_key(path)}.npy"
+        file = self.directory / f"{self._file_key(index)}.npy"
         try:
             return np.load(file)
         except (FileNotFoundError, ValueError, EOFError, OSError):
@@ -162,9 +166,12 @@ class PhotoCache:
             write_bytes_atomic(file, buffer.getvalue())
             return image
 
-    def _file_key(self, path: str) -> str:
+    def _file_key(self, index: int) -> str:
+        path = self.paths[index]
         stat = os.stat(path)
         text = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{self.key}"
+        if self.tags[index]:  # only then: files cached before tags existed keep their names
+            text += f"|{self.tags[index]}"
         return hashlib.sha1(text.encode()).hexdigest()
 
     def summary(self) -> dict[str, float]:

@@ -18,6 +18,7 @@ from mask_age_gender.data.archive import read_archive, relabel
 from mask_age_gender.data.cache import check_cache_choice, choose_cache
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.label_fixes import apply_overrides, read_overrides
+from mask_age_gender.data.photo_boxes import boxes_for, face_boxes_table
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
@@ -59,6 +60,7 @@ class FaceDataModule(pl.LightningDataModule):
         cache_max_gb: float | None,
         cache_memory_fraction: float,
         normalize_on: str,
+        face_boxes: str | None = None,
     ):
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -97,6 +99,11 @@ class FaceDataModule(pl.LightningDataModule):
         self.val_table: pd.DataFrame | None = None
         self.eval_table: pd.DataFrame | None = None
         self._resume: dict[str, int] | None = None  # where a restored checkpoint left training
+        # transform=face_crop: data.face_boxes (null: the detector's file in cache_dir), read
+        # once for all stages; faces found / photos per stage, for the summary
+        self.face_boxes = face_boxes
+        self._boxes: tuple[pd.DataFrame, Path] | None = None
+        self._faces: dict[str, tuple[int, int]] = {}
 
     def setup(self, stage: str | None = None) -> None:
         """Read, check and split once; later calls reuse the tables."""
@@ -110,7 +117,11 @@ class FaceDataModule(pl.LightningDataModule):
             # through the training set's photo cache (data.cache): decoded once, kept for training
             train_set = self._dataset("train", self.train_table)
             self.mean, self.std = channel_stats(
-                train_set.paths, train_set.transform, self.cache_dir, train_set.photos
+                train_set.paths,
+                train_set.transform,
+                self.cache_dir,
+                train_set.photos,
+                train_set.boxes,
             )
             train_set.transform = self._pipeline("train")  # normalising with them
 
@@ -218,10 +229,24 @@ class FaceDataModule(pl.LightningDataModule):
             if self._cache_limit_gb is None:
                 self._choose_cache()
             room = self._cache_limit_gb - self.cache_gb  # the limit covers all stages together
+            pipeline = self._pipeline(stage)
+            boxes = self._face_boxes(stage, table) if pipeline.crops_faces else None
             self._datasets[stage] = FaceDataset(
-                table["path"], labels, self._pipeline(stage), self.cache, self.cache_dir, room
+                table["path"], labels, pipeline, self.cache, self.cache_dir, room, boxes
             )
         return self._datasets[stage]
+
+    def _face_boxes(self, stage: str, table: pd.DataFrame) -> np.ndarray:
+        """The face box of each photo of a stage (``photo_boxes.py``: data.face_boxes, else the
+        detector's file, detected first where needed), NaN where no face was found."""
+        if self._boxes is None:
+            tables = (self.train_table, self.val_table, self.eval_table)
+            photos = [p for t in tables if t is not None for p in t["path"]]
+            self._boxes = face_boxes_table(self.root, self.face_boxes, self.cache_dir, photos)
+        boxes, source = self._boxes
+        rows = boxes_for(list(table["path"]), boxes, self.root, source, f"{stage} photos")
+        self._faces[stage] = (int((~np.isnan(rows[:, 0])).sum()), len(rows))
+        return rows
 
     def _choose_cache(self) -> None:
         """``data.cache`` made concrete (``auto``: memory when all stages' photos fit the
@@ -268,7 +293,19 @@ class FaceDataModule(pl.LightningDataModule):
             "cache": self.cache,
             "cache_gb": round(self.cache_gb, 4),
             "normalize_on": self.normalize_on,
+            **self._face_summary(),
             **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
+        }
+
+    def _face_summary(self) -> dict[str, Any]:
+        """With a face crop: the boxes file and the faces found among the photos of the stages
+        built (the others got the centre crop)."""
+        if self._boxes is None:
+            return {}
+        return {
+            "face_boxes": str(self._boxes[1].resolve()),
+            "faces_found": sum(found for found, _ in self._faces.values()),
+            "faces_photos": sum(photos for _, photos in self._faces.values()),
         }
 
 

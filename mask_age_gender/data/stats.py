@@ -8,9 +8,9 @@ evenly spaced sample of the real archive (step 7) saw one photo kind only. Sums 
 integers (exact) and weighted by pixel count.
 
 Computed once per training split and prepare settings, then cached as JSON: the cache key is
-a hash of the split's photo paths and of ``Pipeline.key`` (prepare steps and image size), so
-a validation photo can never leak into the statistics of another fold and a changed crop or
-size computes afresh.
+a hash of the split's photo paths, of ``Pipeline.key`` (prepare steps and image size) and,
+for a face crop, of the photos' face boxes, so a validation photo can never leak into the
+statistics of another fold and a changed crop, box or size computes afresh.
 """
 
 from __future__ import annotations
@@ -32,10 +32,14 @@ from mask_age_gender.files import write_json_atomic
 log = logging.getLogger(__name__)
 
 
-def stats_key(paths: Sequence[str], prepare_key: str) -> str:
-    """Names the statistics of ``paths`` prepared as ``Pipeline.key`` says."""
-    digest = hashlib.sha1("\n".join(sorted(paths)).encode())
+def stats_key(paths: Sequence[str], prepare_key: str, boxes: np.ndarray | None = None) -> str:
+    """Names the statistics of ``paths`` prepared as ``Pipeline.key`` says, each photo cut to
+    its row of ``boxes`` if given (a face crop)."""
+    order = sorted(range(len(paths)), key=lambda i: paths[i])
+    digest = hashlib.sha1("\n".join(paths[i] for i in order).encode())
     digest.update(f"\n{prepare_key}".encode())
+    if boxes is not None:  # in path order, as the paths: the same split in another order agrees
+        digest.update(np.ascontiguousarray(np.asarray(boxes, np.float64)[order]).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -44,19 +48,24 @@ def channel_stats(
     pipeline: Pipeline,
     cache_dir: str | Path | None,
     photos: Callable[[int], np.ndarray] | None = None,
+    boxes: np.ndarray | None = None,
 ) -> tuple[list[float], list[float]]:
     """Mean and std per RGB channel on the 0–1 scale, over every pixel of every photo of
     ``paths`` as ``pipeline.prepare`` gives it. ``photos(i)``, if given, is photo ``i`` already
     prepared (a :class:`~mask_age_gender.data.cache.PhotoCache`: the decoding then fills the
-    training cache instead of being done twice)."""
-    key = stats_key(paths, pipeline.key)
+    training cache instead of being done twice). ``boxes``: each photo's face box, where
+    ``pipeline`` crops to faces (``FaceDataset.boxes``)."""
+    key = stats_key(paths, pipeline.key, boxes if pipeline.crops_faces else None)
     cache = Path(cache_dir) / f"stats-{key}.json" if cache_dir else None
     if cache is not None and cache.is_file():
         stored = json.loads(cache.read_text())
         log.info("training-set mean/std: computed before, read from %s", cache)
         return stored["mean"], stored["std"]
     if photos is None:
-        photos = lambda i: pipeline.prepare(image=load_rgb(paths[i]))["image"]  # noqa: E731
+
+        def photos(i: int) -> np.ndarray:
+            return pipeline.prepare_image(load_rgb(paths[i]), None if boxes is None else boxes[i])
+
     total = np.zeros(3, np.int64)  # exact: 255² × pixels stays far below 2⁶³
     squares = np.zeros(3, np.int64)
     pixels = 0

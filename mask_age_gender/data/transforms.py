@@ -5,7 +5,9 @@ every stage, and ``augment`` (random) used in training only; a step set to null 
 The resize to ``data.image_size`` follows ``prepare``, so augmentation works on small images;
 normalisation and the tensor come last, or only the tensor (uint8) when ``data.normalize_on``
 is ``device`` and the model normalises. Everything up to the resize is the same in every
-stage and for every epoch, so a photo cache (``data.cache``) stores its result.
+stage and for every epoch, so a photo cache (``data.cache``) stores its result. A ``prepare``
+step may need each photo's face box (``face_crop``, ``data/face_crop.py``):
+``Pipeline.prepare_image(image, box)`` passes it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
 
+from mask_age_gender.data.face_crop import BOX_KEY, crops_faces
+
 NORMALIZE_ON = ("auto", "loader", "device")  # data.normalize_on: where pixels are normalised
 
 
@@ -36,8 +40,19 @@ class Pipeline:
     size: tuple[int, int]  # (H, W) that prepare ends with
     normalize_on: str  # device: finish ends with a uint8 tensor, which the model normalises
 
-    def __call__(self, image: np.ndarray) -> dict[str, Any]:
-        return {"image": self.finish_image(self.prepare(image=image)["image"])}
+    @property
+    def crops_faces(self) -> bool:
+        return crops_faces(self.prepare.transforms)
+
+    def __call__(self, image: np.ndarray, box: Sequence[float] | None = None) -> dict[str, Any]:
+        return {"image": self.finish_image(self.prepare_image(image, box))}
+
+    def prepare_image(self, image: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
+        """``prepare`` of a decoded photo; ``box`` (x1, y1, x2, y2, NaN: no face) is the
+        photo's face box, which a face crop needs and everything else ignores."""
+        if box is None or not self.crops_faces:
+            return self.prepare(image=image)["image"]  # a face crop refuses a missing box
+        return self.prepare(image=image, **{BOX_KEY: tuple(box)})["image"]
 
     def finish_image(self, image: np.ndarray) -> torch.Tensor:
         """``finish`` of a prepared photo; uint8 still when the model is to normalise it."""

@@ -45,13 +45,19 @@ def predict_archive(cfg: DictConfig) -> pd.DataFrame:
 
 
 def ensemble_proba(
-    cfg: DictConfig, models: dict[str, FaceClassifier], paths: list[str], device: torch.device
+    cfg: DictConfig,
+    models: dict[str, FaceClassifier],
+    paths: list[str],
+    device: torch.device,
+    root: str | Path | None = None,
 ) -> list[np.ndarray]:
-    """Each model's N × 18 probabilities of the photos, through its own transform, in float32
-    on ``device``."""
+    """Each model's N × 18 probabilities of the photos (in the archive at ``root``; None: the
+    model's own), through its own transform (a face crop with ``data.face_boxes`` or the
+    archive's detected boxes), in float32 on ``device``."""
     out = []
+    face_boxes = cfg.data.get("face_boxes")
     for path, module in models.items():
-        loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers)
+        loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers, root, face_boxes)
         out.append(predict_proba(module, loader, device, "32-true", cfg.tta, name=path))
     return out
 
@@ -64,7 +70,7 @@ def predict_eval(
     table = read_eval(root, cfg.data.verify_images)
     if table is None:
         raise FileNotFoundError(f"no eval/ folder under {root}: nothing to predict")
-    members = ensemble_proba(cfg, models, list(table["path"]), device)
+    members = ensemble_proba(cfg, models, list(table["path"]), device, root)
     labels, probs = combine(members, cfg.ensemble)
     output = Path(cfg.output or "submission.csv")
     submission = write_submission(output, table["image_id"], labels)
@@ -98,7 +104,7 @@ def predict_folds(
     for fold, paths in sorted(groups.items()):
         val = validation_photos(labelled, models[paths[0]])
         fold_models = {path: models[path] for path in paths}
-        member_probs = ensemble_proba(cfg, fold_models, list(val["path"]), device)
+        member_probs = ensemble_proba(cfg, fold_models, list(val["path"]), device, cfg.data.root)
         truth = val["label"].to_numpy()
         for path, probs in zip(paths, member_probs, strict=True):
             members[path] = {"fold": fold, **rounded(score(probs.argmax(axis=1), truth))}

@@ -5,7 +5,7 @@ it is given: the ``predict`` command asks float32 (``32-true``) on ``device=auto
 with test-time augmentation if asked; the training run's own predictions
 (``predict_as_trained``) take its Trainer's device and precision, so they score the best
 checkpoint exactly as validation did. ``eval_loader`` feeds photos through the checkpoint's
-own deterministic transform.
+own deterministic transform, each cut to its face where the checkpoint trained on face crops.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -22,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.photo_boxes import boxes_for, face_boxes_table
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.models.module import FaceClassifier
@@ -40,10 +42,17 @@ QUIET_WARNINGS = (
 
 
 def eval_loader(
-    module: FaceClassifier, paths: list[str], batch_size: int, num_workers: int | None
+    module: FaceClassifier,
+    paths: list[str],
+    batch_size: int,
+    num_workers: int | None,
+    root: str | Path | None = None,
+    face_boxes: str | Path | None = None,
 ) -> DataLoader:
     """The photos through the checkpoint's own deterministic transform, in ``paths`` order;
-    ``num_workers=None``: as many workers as the CPUs allow."""
+    ``num_workers=None``: as many workers as the CPUs allow. A face-crop checkpoint crops each
+    photo to its box (:func:`photo_boxes`): ``root`` is the archive the photos are in (None:
+    the checkpoint's), ``face_boxes`` a boxes file for it (``predict data.face_boxes=FILE``)."""
     data = module.hparams.config["data"]
     transform = build_transform(
         module.hparams.config["transform"],
@@ -53,9 +62,31 @@ def eval_loader(
         False,
         data["normalize_on"],
     )
-    dataset = FaceDataset(paths, None, transform)
+    boxes = photo_boxes(module, paths, root, face_boxes) if transform.crops_faces else None
+    dataset = FaceDataset(paths, None, transform, boxes=boxes)
     workers = default_workers() if num_workers is None else num_workers
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+
+
+def photo_boxes(
+    module: FaceClassifier,
+    paths: list[str],
+    root: str | Path | None = None,
+    face_boxes: str | Path | None = None,
+) -> np.ndarray:
+    """Each photo's face box for a face-crop checkpoint (``data/photo_boxes.py``'s rule): from
+    ``face_boxes`` if given; on the archive the checkpoint trained on, from its own
+    ``data.face_boxes`` and cache folder; on another archive, from the detector's file in
+    ``<root>/.cache``, detected first where missing. Never none: refused with what to do."""
+    data = module.hparams.config["data"]
+    trained = Path(data["root"]).expanduser().resolve()
+    root = trained if root is None else Path(root).expanduser().resolve()
+    own = root == trained  # a boxes file and cache folder belong to their archive
+    if face_boxes is None and own:
+        face_boxes = data.get("face_boxes")
+    cache_dir = data.get("cache_dir") if own else None
+    table, source = face_boxes_table(root, face_boxes, cache_dir, paths)
+    return boxes_for(paths, table, root, source, "photos to predict")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -16,10 +16,13 @@ from matplotlib.figure import Figure
 from PIL import Image
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from mask_age_gender.data.dataset import load_rgb
+from mask_age_gender.data.dataset import FaceDataset, load_rgb
+from mask_age_gender.data.face_boxes import BOX, boxes_of, read_face_boxes
+from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.files import write_bytes_atomic
 from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, TASKS, attribute_name, class_name
 from mask_age_gender.results.error_analysis import RunAnalysis
+from mask_age_gender.results.run_reader import run_config
 
 FIGURES = (
     "confusion.png",
@@ -164,23 +167,65 @@ def f1_by_age_figure(run: RunAnalysis) -> Figure:
 
 
 def mistakes_figure(run: RunAnalysis, count: int = 16, columns: int = 4) -> Figure:
-    """Gallery of the most confident mistakes, true and predicted class written on each."""
+    """Gallery of the most confident mistakes, true and predicted class written on each; as
+    the network saw them where the run cut photos to their faces (:func:`network_view`)."""
     mistakes = run.mistakes.head(count)
     rows = max(1, -(-len(mistakes) // columns))
     if mistakes.empty:
         return message_figure(Figure(figsize=(10, 3)), "no mistakes on validation")
     figure = Figure(figsize=(3 * columns, 3.6 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for ax, row in zip(axes, mistakes.itertuples(), strict=False):
+    seen = network_view(run, list(mistakes["path"]))
+    for k, (ax, row) in enumerate(zip(axes, mistakes.itertuples(), strict=False)):
         title = (
             f"true {class_name(row.true)}, age {row.age}\n"
             f"pred {class_name(row.pred)} p={row.confidence:.2f}\n{row.category}"
         )
-        show_photo(ax, row.path, title, fontsize=8)
+        show_photo(ax, row.path, title, fontsize=8, image=None if seen is None else seen[k])
     for ax in axes[len(mistakes) :]:
         ax.remove()
-    figure.suptitle(f"The {len(mistakes)} most confident mistakes (of {run.taxonomy['mistakes']})")
+    how = ", as the network saw them (face crop)" if seen is not None else ""
+    figure.suptitle(
+        f"The {len(mistakes)} most confident mistakes (of {run.taxonomy['mistakes']}){how}"
+    )
     return figure
+
+
+def face_crop_figure(run: RunAnalysis, count: int = 7) -> Figure | None:
+    """The first ``count`` validation photos (one person's seven, in path order) above the
+    crops the network saw; None for a run without a face crop (the notebook shows nothing)."""
+    paths = sorted(run.predictions["path"])[:count]
+    seen = network_view(run, paths)
+    if seen is None:
+        return None
+    figure = Figure(figsize=(1.8 * len(paths), 4.6), layout="constrained")
+    axes = figure.subplots(2, len(paths), squeeze=False)
+    for column, (path, crop) in enumerate(zip(paths, seen, strict=True)):
+        show_photo(axes[0, column], path, Path(path).stem, fontsize=7)
+        show_photo(axes[1, column], path, "the network's view", fontsize=7, image=crop)
+    figure.suptitle(f"Photos and their face crops (boxes: {Path(run.summary['face_boxes']).name})")
+    return figure
+
+
+def network_view(run: RunAnalysis, paths: list[str]) -> list[np.ndarray] | None:
+    """The photos as a face-crop run's network saw them (small): decoded and prepared, i.e.
+    cut to the face and resized to ``data.image_size``, by the run's own transform and boxes
+    file (``summary.json``'s ``face_boxes``). None for a run without a face crop, or whose
+    archive or boxes file is gone: the gallery then shows the photos as they are."""
+    face_boxes = run.summary.get("face_boxes")
+    if not face_boxes or run.run_dir is None:
+        return None
+    config = run_config(run.run_dir)
+    try:
+        data = config["data"]
+        pipeline = build_transform(
+            config["transform"], data["image_size"], [0.0] * 3, [1.0] * 3, False, "loader"
+        )
+        table = boxes_of(read_face_boxes(face_boxes, data["root"]), paths, data["root"])
+        dataset = FaceDataset(paths, None, pipeline, boxes=table[list(BOX)].to_numpy(float))
+        return [thumbnail(dataset.prepare(k)) for k in range(len(paths))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def suspects_figure(run: RunAnalysis, people: int = 6) -> Figure:
@@ -210,9 +255,10 @@ def suspects_figure(run: RunAnalysis, people: int = 6) -> Figure:
     return figure
 
 
-def show_photo(ax, path: str, title: str, fontsize: int) -> None:
-    """A photo in an axes with a title and no axis (ticks removed: they are slow to lay out)."""
-    ax.imshow(photo(path))
+def show_photo(ax, path: str, title: str, fontsize: int, image: np.ndarray | None = None) -> None:
+    """A photo (``image`` if given, else the file) in an axes with a title and no axis (ticks
+    removed: they are slow to lay out)."""
+    ax.imshow(photo(path) if image is None else image)
     ax.set_title(title, fontsize=fontsize)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -222,11 +268,16 @@ def show_photo(ax, path: str, title: str, fontsize: int) -> None:
 def photo(path: str) -> np.ndarray:
     """A photo as a small RGB array; a grey tile when the file is gone (the archive moved)."""
     try:
-        image = Image.fromarray(load_rgb(path))
+        return thumbnail(load_rgb(path))
     except OSError:
         return np.full((4, 3, 3), 200, dtype=np.uint8)
-    image.thumbnail((THUMBNAIL, THUMBNAIL))
-    return np.asarray(image)
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """An RGB array shrunk to at most ``THUMBNAIL`` pixels a side, its shape kept."""
+    small = Image.fromarray(image)
+    small.thumbnail((THUMBNAIL, THUMBNAIL))
+    return np.asarray(small)
 
 
 def message_figure(figure: Figure, text: str) -> Figure:

@@ -8,10 +8,12 @@ from typing import Any
 
 import pandas as pd
 
+from mask_age_gender.data.face_boxes import boxes_of, read_face_boxes
 from mask_age_gender.files import ERRORS, REPORT, write_json_atomic, write_text_atomic
 from mask_age_gender.results import plots
 from mask_age_gender.results.bootstrap import RESAMPLES, person_bootstrap
 from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
+from mask_age_gender.results.run_reader import run_config
 
 MISSING = "-"  # how a missing value shows in a Markdown table
 
@@ -70,6 +72,7 @@ def report_markdown(run: RunAnalysis, figures: list[str]) -> str:
         pd.DataFrame([run.scores]).round(4).to_markdown(index=False, missingval=MISSING),
         *interval_lines(run),
         *training_lines(run.summary),
+        *face_crop_lines(run),
         "## Error taxonomy",
         "",
         f"Each mistake counted once, under its first category (age boundary: adjacent groups, "
@@ -135,6 +138,43 @@ def training_lines(summary: dict[str, Any]) -> list[str]:
     values = {key: summary.get(key) for key in keys}
     table = pd.DataFrame([values]).round(4)
     return ["", "## Training", "", table.to_markdown(index=False, missingval=MISSING), ""]
+
+
+def face_crop_lines(run: RunAnalysis) -> list[str]:
+    """The detection coverage of a face-crop run: faces found among all its photos (from
+    ``summary.json``) and, per photo kind, among the validation photos (from its boxes file).
+    Empty for a run without a face crop."""
+    summary = run.summary
+    if not summary.get("face_boxes"):
+        return []
+    found, photos = summary.get("faces_found", 0), summary.get("faces_photos", 0)
+    lines = [
+        "## Face crop",
+        "",
+        f"Boxes from `{summary['face_boxes']}`: a face in {found} of {photos} photos "
+        f"({found / max(photos, 1):.1%}); the others got the centre crop.",
+        "",
+    ]
+    by_kind = faces_by_kind(run)
+    if by_kind is not None:
+        lines += [by_kind.to_markdown(index=False, missingval=MISSING), ""]
+    return lines
+
+
+def faces_by_kind(run: RunAnalysis) -> pd.DataFrame | None:
+    """Validation photos and faces found per photo kind (mask1 … normal); None when the boxes
+    file or the archive cannot be read any more (moved, say)."""
+    root = (run_config(run.run_dir).get("data") or {}).get("root") if run.run_dir else None
+    if root is None:
+        return None
+    paths = list(run.predictions["path"])
+    try:
+        boxes = boxes_of(read_face_boxes(run.summary["face_boxes"], root), paths, root)
+    except (OSError, ValueError):
+        return None
+    boxes["kind"] = [Path(p).stem for p in paths]
+    table = boxes.groupby("kind", sort=True)["found"].agg(photos="count", faces_found="sum")
+    return table.reset_index().astype({"faces_found": int})
 
 
 def takeaways(run: RunAnalysis) -> list[str]:

@@ -1,4 +1,6 @@
-"""Writing the archive: ``train/`` with its csv, ``eval/`` with ``info.csv``, ``eval_truth.csv``.
+"""Writing the archive: ``train/`` with its csv, ``eval/`` with ``info.csv``, and beside them
+the answers no real archive has: ``eval_truth.csv`` (labels) and ``face_boxes_true.csv`` (where
+each face was drawn, in ``data.face_boxes``' format).
 
 The files, names and quirks follow the real archive; the images come from ``drawing``, the
 layout from ``plan``.
@@ -10,9 +12,13 @@ import csv
 import hashlib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from PIL import Image
 
-from .drawing import photos_of
+from mask_age_gender.data.face_boxes import COLUMNS, write_face_boxes
+
+from .drawing import Shot, photos_of
 from .plan import RACE, Person, Plan, label_of, plan_archive
 
 JPEG_QUALITY = 90
@@ -24,6 +30,7 @@ APPLEDOUBLE = (
     + b"0081;00000000;Archive Utility;"
     + b"\x00" * 160
 )
+TRUE_BOXES = "face_boxes_true.csv"  # outside train/ and eval/, like eval_truth.csv
 
 
 def _save(img: Image.Image, path: Path) -> None:
@@ -45,14 +52,27 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple]) -> None:
         writer.writerows(rows)
 
 
-def _write_train(out: Path, plan: Plan, seed: int, size: tuple[int, int]) -> None:
+def _true_box(path: str, shot: Shot) -> tuple:
+    """The boxes-file row of a drawn photo: the face ellipse's bounding box (face units -1..1
+    both ways), in the photo's pixels, clipped to it; found, with the top score."""
+    w, h = shot.image.size
+    (x1, y1), (x2, y2) = shot.face.box(-1, -1, 1, 1)
+    x1, x2 = (round(float(np.clip(x, 0, w)), 2) for x in (x1, x2))
+    y1, y2 = (round(float(np.clip(y, 0, h)), 2) for y in (y1, y2))
+    return (path, x1, y1, x2, y2, 100.0, True)
+
+
+def _write_train(out: Path, plan: Plan, seed: int, size: tuple[int, int]) -> list[tuple]:
+    """The training photos and ``train.csv``; returns the photos' true face boxes."""
     images = out / "train" / "images"
     junk = set(plan.junk_folders)
+    boxes = []
     for i, person in enumerate(plan.train):
         folder = images / person.path
         folder.mkdir(parents=True, exist_ok=True)
         for shot, ext in zip(photos_of(person, seed, size), plan.extensions[i], strict=True):
             _save(shot.image, folder / f"{shot.photo}{ext}")
+            boxes.append(_true_box(f"train/images/{person.path}/{shot.photo}{ext}", shot))
             if i in junk:
                 (folder / f"._{shot.photo}{ext}").write_bytes(APPLEDOUBLE)
         if i in junk:
@@ -60,22 +80,29 @@ def _write_train(out: Path, plan: Plan, seed: int, size: tuple[int, int]) -> Non
     rows = [(p.id, p.gender, RACE, p.age, p.path) for p in plan.train]
     rows.sort(key=lambda r: (r[0], r[4]))  # the real csv is in id order
     _write_csv(out / "train" / "train.csv", ("id", "gender", "race", "age", "path"), rows)
+    return boxes
 
 
-def _write_eval(out: Path, plan: Plan, seed: int, size: tuple[int, int], quirks: bool) -> None:
+def _write_eval(
+    out: Path, plan: Plan, seed: int, size: tuple[int, int], quirks: bool
+) -> list[tuple]:
+    """The eval photos, ``info.csv`` and ``eval_truth.csv``; returns the true face boxes."""
     images = out / "eval" / "images"
     images.mkdir(parents=True, exist_ok=True)
-    truth = []
+    truth, boxes = [], []
     for person in plan.eval:
         for shot in photos_of(person, seed, size):
             image_id = _eval_image_id(seed, person, shot.photo)
             _save(shot.image, images / image_id)
             truth.append((image_id, label_of(person, shot.photo)))
+            boxes.append(_true_box(f"eval/images/{image_id}", shot))
     truth = [truth[i] for i in plan.eval_order]
+    boxes = [boxes[i] for i in plan.eval_order]
     if quirks and truth:
         (images / f"._{truth[0][0]}").write_bytes(APPLEDOUBLE)
     _write_csv(out / "eval" / "info.csv", ("ImageID", "ans"), [(t[0], 0) for t in truth])
     _write_csv(out / "eval_truth.csv", ("ImageID", "ans"), truth)
+    return boxes
 
 
 def generate_archive(
@@ -91,6 +118,7 @@ def generate_archive(
     ``size`` is (width, height). The same arguments give the same bytes. With ``quirks`` the
     archive has the real one's AppleDouble files, mixed extensions, suffixed ids and one id
     shared by two folders; without, every file is a plain ``.jpg`` under a unique plain id.
+    ``face_boxes_true.csv`` holds where each face was drawn (``data.face_boxes=`` takes it).
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -99,6 +127,7 @@ def generate_archive(
         raise ValueError(f"need people, eval_people >= 0 and a size of at least 8x8, got {size}")
     size = (int(size[0]), int(size[1]))
     plan = plan_archive(people, eval_people, seed, quirks)
-    _write_train(out, plan, seed, size)
-    _write_eval(out, plan, seed, size, quirks)
+    boxes = _write_train(out, plan, seed, size)
+    boxes += _write_eval(out, plan, seed, size, quirks)
+    write_face_boxes(pd.DataFrame(boxes, columns=list(COLUMNS)), out / TRUE_BOXES)
     return out
