@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mask_age_gender.data.archive import read_archive
 from mask_age_gender.data.synthetic import APPLEDOUBLE, generate_archive
 from mask_age_gender.data.synthetic.plan import plan_archive
 from mask_age_gender.labels import PHOTO_MASK, age_group, decode
@@ -186,3 +187,10 @@ def test_cli_writes_an_archive(tmp_path: Path) -> None:
     assert str(out) in done.stdout and "35 photos" in done.stdout
     assert len(_rows(out / "train" / "train.csv")) == 5
     assert len(_rows(out / "eval" / "info.csv")) == 14
+
+
+def test_no_eval_people_means_no_eval_folder_and_the_archive_reads(tmp_path: Path) -> None:
+    out = generate_archive(tmp_path / "train_only", people=3, eval_people=0, size=SIZE)
+    assert not (out / "eval").exists()  # eval/ is optional; an empty info.csv is refused
+    table, eval_table = read_archive(out, (30, 60), False)
+    assert len(table) == 21 and eval_table is None

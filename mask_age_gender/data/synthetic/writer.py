@@ -86,7 +86,10 @@ def _write_train(out: Path, plan: Plan, seed: int, size: tuple[int, int]) -> lis
 def _write_eval(
     out: Path, plan: Plan, seed: int, size: tuple[int, int], quirks: bool
 ) -> list[tuple]:
-    """The eval photos, ``info.csv`` and ``eval_truth.csv``; returns the true face boxes."""
+    """The eval photos, ``info.csv`` and ``eval_truth.csv``; returns the true face boxes. No
+    eval people: no ``eval/`` (it is optional; an empty ``info.csv`` is refused as a mistake)."""
+    if not plan.eval:
+        return []
     images = out / "eval" / "images"
     images.mkdir(parents=True, exist_ok=True)
     truth, boxes = [], []
