@@ -20,18 +20,29 @@ photos (the training split cut to ``--photos``), batch size, image size and thre
 ``--repeats N`` runs the timed phases in N rounds (data, model, plain loop, training; then
 again) and keeps each figure's best round, as ``timeit`` does: on a shared machine noise only
 ever slows a run down. ``rounds`` lists every round's figures.
+
+``--breakdown`` adds ``breakdown``: one training step of the Trainer as ``train`` builds it, in
+host-side parts (ms per step; ``breakdown.py``), the fastest round's; a table goes to stderr.
+
+Several models, batch sizes or compile modes (``--model resnet50,efficientnet_b0 --batch-size
+32,64,128,256 --compile none,reduce-overhead``) make a ladder instead (``ladder.py``): one row
+per combination with model-only and training images/s, their ratio and the training's peak GPU
+memory, in ``rows``, and a markdown ``table`` (also on stderr and in ``OUT.md``); ``--ladder``
+gives one setting that row alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import logging
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mask_age_gender.bench.breakdown import table
 from mask_age_gender.bench.build import (
     Settings,
     bench_archive,
@@ -48,9 +60,11 @@ from mask_age_gender.bench.build import (
     model_overrides,
 )
 from mask_age_gender.bench.decode import compare_decoders
+from mask_age_gender.bench.ladder import Case, best_of, ladder_row, ladder_table
 from mask_age_gender.bench.loops import data_only, model_only, plain_loop
 from mask_age_gender.bench.training import run_training
 from mask_age_gender.data.workers import cpu_count
+from mask_age_gender.models.module import compile_mode
 from mask_age_gender.training.build import fitted_config
 
 log = logging.getLogger("mask_age_gender.bench")
@@ -62,10 +76,29 @@ FLAT = 0.15  # --scale: seconds per photo within 15 % of each other
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--model", default="efficientnet_lite0", help="conf/model option or timm model name"
+        "--model",
+        type=names,
+        default=["efficientnet_lite0"],
+        help="conf/model option or timm model name; a comma list makes a ladder",
     )
     parser.add_argument("--image-size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--batch-size", type=batch_sizes, default=[32], help="N or a comma list: a ladder"
+    )
+    parser.add_argument(
+        "--compile",
+        type=compile_modes,
+        default=[None],
+        metavar="MODE[,MODE]",
+        help="model.compile: none, true, default, reduce-overhead, max-autotune (default: the "
+        "config's); a comma list makes a ladder",
+    )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="one training step in host-side parts"
+    )
+    parser.add_argument(
+        "--ladder", action="store_true", help="ladder rows (model only, training), even for one"
+    )
     parser.add_argument("--photos", type=int, default=512, help="training photos measured")
     parser.add_argument("--workers", type=int, help="data.num_workers (default: the config's)")
     parser.add_argument("--threads", type=int, default=cpu_count(), help="torch threads")
@@ -84,19 +117,64 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def overrides_of(args: argparse.Namespace, archive: Path) -> list[str]:
+def names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def batch_sizes(text: str) -> list[int]:
+    """``32`` or ``32,64,128``: positive integers."""
+    try:
+        sizes = [int(size) for size in names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or N,N,… (integers)") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: batch sizes must be positive")
+    return sizes
+
+
+def compile_modes(text: str) -> list[str]:
+    """``none`` or ``none,default,reduce-overhead``: values ``model.compile`` takes."""
+    modes = names(text)
+    try:
+        for mode in modes:
+            compile_mode(mode)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return modes
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    """Every (model, batch size, compile mode) asked, in that nesting."""
+    return [Case(*c) for c in itertools.product(args.model, args.batch_size, args.compile)]
+
+
+def overrides_of(args: argparse.Namespace, archive: Path, case: Case | None = None) -> list[str]:
+    """The training config's overrides for ``case`` (default: the first one asked)."""
+    model, batch_size, mode = case or cases(args)[0]
     height, width = args.image_size
     overrides = [
-        *model_overrides(args.model),
+        *model_overrides(model),
         f"data.root={archive.resolve()}",
         f"data.image_size=[{height},{width}]",
-        f"data.batch_size={args.batch_size}",
+        f"data.batch_size={batch_size}",
     ]
     if args.workers is not None:
         overrides.append(f"data.num_workers={args.workers}")
     if not any(o.startswith("model.pretrained=") for o in args.set):
         overrides.append("model.pretrained=false")  # speed needs no download from timm's hub
-    return overrides + args.set
+    compiled = [] if mode is None else [f"model.compile={'false' if mode == 'none' else mode}"]
+    return overrides + args.set + compiled
+
+
+def settings_for(args: argparse.Namespace, archive: Path, case: Case | None = None) -> Settings:
+    return Settings(
+        overrides_of(args, archive, case),
+        args.photos,
+        args.warmup,
+        args.warm_epochs,
+        args.epochs,
+        args.threads,
+    )
 
 
 def ratio(a: float, b: float) -> float:
@@ -109,15 +187,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as train.py
     archive = args.archive or bench_archive()
-    settings = Settings(
-        overrides_of(args, archive),
-        args.photos,
-        args.warmup,
-        args.warm_epochs,
-        args.epochs,
-        args.threads,
-    )
-    report, rounds = {}, []
+    settings = settings_for(args, archive)
+    report, rounds, breakdowns = {}, [], []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         config = compose_config(settings.overrides, Path(tmp))
         datamodule = limited_datamodule(config, settings.photos)
@@ -131,13 +202,20 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             figures = in_process_phases(config, datamodule, settings)
             log.info("training in a fresh process")
             rounds.append(figures | run_training(settings))
+            if args.breakdown:
+                log.info("a training step in parts, in a fresh process")
+                breakdowns.append(run_training(settings, "breakdown")["breakdown"])
     # each figure's best round, as timeit takes the best: noise only ever slows a run down
-    report |= {key: round(max(r[key] for r in rounds), 2) for key in rounds[0]}
+    report |= {key: best_of(r[key] for r in rounds) for key in rounds[0]}
     report["train/model_only"] = ratio(report["train_img_s"], report["model_only_img_s"])
     report["train/plain_loop"] = ratio(report["train_img_s"], report["plain_loop_img_s"])
     report["data_only/train"] = ratio(report["data_only_img_s"], report["train_img_s"])
     if args.repeats > 1:
-        report["rounds"] = [{key: round(value, 2) for key, value in r.items()} for r in rounds]
+        report["rounds"] = [{key: best_of([value]) for key, value in r.items()} for r in rounds]
+    if breakdowns:
+        report["breakdown"] = min(breakdowns, key=lambda b: b["step_ms"])  # the fastest round
+        report["breakdown"]["rounds_step_ms"] = [b["step_ms"] for b in breakdowns]
+        report["breakdown"]["table"] = table(report["breakdown"])
     if args.scale:
         report["scale"] = scale(settings, rounds, args.repeats)
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -172,7 +250,7 @@ def settings_of(config: dict, datamodule: Any, settings: Settings) -> dict[str, 
         "cache": getattr(datamodule, "cache", "none"),
         "normalize_on": datamodule.normalize_on,
         "channels_last": device.type == "cuda" if channels_last == "auto" else channels_last,
-        "compile": bool(config["model"].get("compile", False)),
+        "compile": compile_mode(config["model"].get("compile", False)) or False,
         "device": str(device),
         "precision": config["trainer"].get("precision"),
         "warmup_batches": settings.warmup,
@@ -225,17 +303,68 @@ def scale(settings: Settings, first: list[dict[str, float]], repeats: int) -> di
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
-    args = parse_args(argv)
-    report = benchmark(args)
-    out = args.out or Path("outputs/bench") / time.strftime("bench-%Y-%m-%d_%H-%M-%S.json")
+def ladder(args: argparse.Namespace, save: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """One row per (model, batch size, compile mode), and the settings they share; ``save``
+    gets the report after every row, so a run cut short keeps the rows it finished."""
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    archive = args.archive or bench_archive()
+    plans = [(case, settings_for(args, archive, case)) for case in cases(args)]  # all valid?
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        config = compose_config(plans[0][1].overrides, Path(tmp))
+        shared = settings_of(config, limited_datamodule(config, args.photos), plans[0][1])
+    for key in ("model", "batch_size", "compile", "overrides"):  # the rows' own
+        del shared[key]
+    report: dict[str, Any] = {"settings": shared | {"overrides": args.set, "repeats": args.repeats}}
+    rows = report["rows"] = []
+    for case, settings in plans:
+        rows.append(ladder_row(case, settings, args.repeats))
+        save(report | {"table": ladder_table(rows), "complete": len(rows) == len(plans)})
+    seconds = round(time.perf_counter() - started, 1)
+    return report | {"table": ladder_table(rows), "complete": True, "seconds": seconds}
+
+
+def write_report(out: Path, report: dict[str, Any]) -> str:
+    """The report as JSON into ``out``; the text written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2)
     out.write_text(text + "\n")
-    print(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    as_ladder = args.ladder or len(cases(args)) > 1
+    if as_ladder and args.breakdown:
+        raise SystemExit("--breakdown measures one setting: give one model, batch and compile mode")
+    out = args.out or Path("outputs/bench") / time.strftime("bench-%Y-%m-%d_%H-%M-%S.json")
+    if as_ladder:
+        report = ladder(args, lambda partial: write_report(out, partial))
+    else:
+        report = benchmark(args)
+    print(write_report(out, report))
     log.info("written to %s", out)
+    tables = tables_of(report)
+    if tables:
+        out.with_suffix(".md").write_text(tables + "\n")
+        print(tables, file=sys.stderr)  # stdout stays the JSON alone
     return report
+
+
+def tables_of(report: dict[str, Any]) -> str:
+    """The report's markdown tables: the ladder's, or the step breakdown's with its note."""
+    if "table" in report:
+        settings = report["settings"]
+        return f"{settings['device']}, {settings['precision']}, images/s:\n\n{report['table']}"
+    if "breakdown" in report:
+        breakdown = report["breakdown"]
+        return (
+            f"one training step, batch {breakdown['batch_size']}, mean over "
+            f"{breakdown['steps']} steps ({breakdown['note']}):\n\n{breakdown['table']}"
+        )
+    return ""
 
 
 if __name__ == "__main__":
