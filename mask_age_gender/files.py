@@ -20,6 +20,7 @@ PROBABILITIES = [f"p{k:02d}" for k in range(NUM_CLASSES)]  # its 18 probability 
 SUBMISSION = "submission.csv"  # ImageID,ans for eval/info.csv, when the archive has eval/
 REPORT = "report.md"  # the error analysis, for reading
 ERRORS = "errors.json"  # the error analysis, for programs
+ATTENTION = "attention.csv"  # per validation photo: its Grad-CAM map's share on the face
 BEST_CKPT = Path("checkpoints") / "best.ckpt"  # the best epoch by val/f1
 LAST_CKPT = Path("checkpoints") / "last.ckpt"  # the latest state: resume=RUN_DIR starts here
 

@@ -11,11 +11,13 @@ import pytest
 from PIL import Image
 
 from mask_age_gender.labels import NUM_CLASSES, AgeGroup, Gender, Mask, attribute_name, encode
+from mask_age_gender.results import attention_plots, plots
 from mask_age_gender.results.error_analysis import CATEGORIES, analyse
-from mask_age_gender.results.plots import FIGURES
 from mask_age_gender.results.run_report import write_error_analysis
 
 from .tiny_runs import FINISHED, tiny_sweep
+
+FIGURES = (*plots.FIGURES, *attention_plots.FIGURES)  # every PNG of a run's analysis
 
 WEAR, INC, NOT = Mask.WEAR, Mask.INCORRECT, Mask.NOT_WEAR
 M, F = Gender.MALE, Gender.FEMALE
@@ -106,7 +108,8 @@ def test_a_run_without_mistakes_or_history_still_gets_every_file(tmp_path: Path)
     assert errors["age_bins"] == [30, 58]
     assert errors["taxonomy"]["mistakes"] == 0 and errors["suspects"] == []
     assert all(e["share"] == 0 for e in errors["taxonomy"]["categories"].values())
-    assert "No mistakes" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "No mistakes" in report and "No face share: no best checkpoint in the run" in report
     assert all(is_png(tmp_path / name) for name in FIGURES)
 
 

@@ -13,13 +13,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from wandb.proto import wandb_internal_pb2
 
-from mask_age_gender.results import plots
+from mask_age_gender.results import attention_plots, plots
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
 
 SCORES = ("val_f1", "val_f1_ci_low", "val_f1_ci_high", "val_f1_mask", "val_loss", "best_epoch")
-FIGURE_TAGS = {f"analysis/{Path(name).stem}" for name in plots.FIGURES}
+SCORES += ("val_cam_face_share",)
+FIGURES = (*plots.FIGURES, *attention_plots.FIGURES)
+FIGURE_TAGS = {f"analysis/{Path(name).stem}" for name in FIGURES}
 BOTH = "logger=[tensorboard,wandb]"  # two options of the logger group, merged (csv kept)
 
 
@@ -102,7 +104,7 @@ def test_wandb_offline_run_holds_scores_figures_table_and_report(run: Path) -> N
     logged = wandb_summary(next(folder.glob("run-*.wandb")))
     assert {key: logged[key] for key in SCORES} == {key: summary[key] for key in SCORES}
     images = {p.name.rsplit("_", 2)[0] for p in (files / "media" / "images").rglob("*.png")}
-    assert images == {Path(name).stem for name in plots.FIGURES}
+    assert images == {Path(name).stem for name in FIGURES}
     (table,) = (files / "media" / "table").rglob("per_class*.table.json")
     assert len(json.loads(table.read_text())["data"]) == 18
     report = files / "report.md"

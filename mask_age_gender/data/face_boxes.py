@@ -29,6 +29,7 @@ from mask_age_gender.files import write_csv_atomic
 COLUMNS = ("path", "x1", "y1", "x2", "y2", "score", "found")
 BOX = ("x1", "y1", "x2", "y2")
 BOXES_FILE = "face_boxes.csv"
+TRUE_BOXES_FILE = "face_boxes_true.csv"  # where a synthetic archive drew its faces, at its root
 EVAL_KIND = "eval"  # the photo kind of eval photos (train photos: mask1 … normal)
 TRUE_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 

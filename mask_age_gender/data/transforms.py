@@ -50,9 +50,20 @@ class Pipeline:
     def prepare_image(self, image: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
         """``prepare`` of a decoded photo; ``box`` (x1, y1, x2, y2, NaN: no face) is the
         photo's face box, which a face crop needs and everything else ignores."""
+        return self.prepare(image=image, **self._box_target(box))["image"]
+
+    def prepare_with_mask(
+        self, image: np.ndarray, box: Sequence[float] | None, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``prepare`` of a photo and of an H×W mask of its pixels alike: the mask is cut and
+        resized as the photo is (nearest neighbour), so it marks the same pixels after."""
+        out = self.prepare(image=image, mask=mask, **self._box_target(box))
+        return out["image"], out["mask"]
+
+    def _box_target(self, box: Sequence[float] | None) -> dict[str, tuple]:
         if box is None or not self.crops_faces:
-            return self.prepare(image=image)["image"]  # a face crop refuses a missing box
-        return self.prepare(image=image, **{BOX_KEY: tuple(box)})["image"]
+            return {}  # a face crop refuses a call without its box
+        return {BOX_KEY: tuple(box)}
 
     def finish_image(self, image: np.ndarray) -> torch.Tensor:
         """``finish`` of a prepared photo; uint8 still when the model is to normalise it."""

@@ -1,7 +1,8 @@
 """Classification heads over pooled backbone features.
 
-Both return a dict of logits by task and turn them into probabilities over the 18 classes,
-so metrics, predictions and ensembles never need to know which head was used.
+Both return a dict of logits by task and turn them into probabilities over the 18 classes
+(and into 18 class scores, what a class-activation map ranks), so metrics, predictions,
+ensembles and the maps never need to know which head was used.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class SingleHead(nn.Module):
 
     def probabilities(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
         return logits["class"].float().softmax(dim=-1)
+
+    def class_scores(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 18) unnormalised class scores: the logits (what a class-activation map ranks)."""
+        return logits["class"]
 
 
 class MultiHead(nn.Module):
@@ -61,3 +66,10 @@ class MultiHead(nn.Module):
         mask, gender, age = (logits[t].float().softmax(dim=-1) for t in self.tasks)
         # class = mask*6 + gender*3 + age is the row-major order of a (3, 2, 3) array
         return torch.einsum("bm,bg,ba->bmga", mask, gender, age).flatten(1)
+
+    def class_scores(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 18) unnormalised class scores: a class's mask, gender and age logits summed, the
+        log of its probability up to each head's normaliser."""
+        mask, gender, age = (logits[t] for t in self.tasks)
+        joint = mask[:, :, None, None] + gender[:, None, :, None] + age[:, None, None, :]
+        return joint.flatten(1)

@@ -44,6 +44,7 @@ SCORES = (
     *("train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1"),
     *("val_f1_ci_low", "val_f1_ci_high"),  # 95 % over validation people (models/bootstrap.py)
     *("val_f1_mask", "val_f1_gender", "val_f1_age", "best_epoch", "epochs_run"),
+    "val_cam_face_share",  # the class-activation maps' mass on the face (results/attention.py)
 )
 COUNTS = ("mistakes", *CATEGORIES, "multi_attribute")
 ROW_COLUMNS = ["run", "status", *SCORES, *COUNTS, "seconds", "best_ckpt", "note"]

@@ -1,5 +1,5 @@
-"""A run's error analysis written into its folder: ``report.md``, ``errors.json`` and the PNGs
-named in ``plots.FIGURES``."""
+"""A run's error analysis written into its folder: ``report.md``, ``errors.json``, the PNGs
+named in ``plots.FIGURES`` and ``attention_plots.FIGURES``, and ``attention.csv``."""
 
 from __future__ import annotations
 
@@ -7,29 +7,51 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from mask_age_gender.data.face_boxes import boxes_of, read_face_boxes
-from mask_age_gender.files import ERRORS, REPORT, write_json_atomic, write_text_atomic
-from mask_age_gender.results import plots
+from mask_age_gender.files import (
+    ATTENTION,
+    ERRORS,
+    REPORT,
+    SUMMARY,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from mask_age_gender.results import attention_plots, plots
+from mask_age_gender.results.attention import MASK_STATES, attend_run, attention_summary
 from mask_age_gender.results.bootstrap import RESAMPLES, person_bootstrap
 from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
-from mask_age_gender.results.run_reader import run_config
+from mask_age_gender.results.run_reader import read_summary, run_config
 
 MISSING = "-"  # how a missing value shows in a Markdown table
 
 
-def write_error_analysis(run_dir: Path, boundary_years: int = 3) -> dict[str, Any]:
-    """Write ``report.md``, ``errors.json`` and the PNGs of the error analysis into a run.
+def write_error_analysis(
+    run_dir: Path, boundary_years: int = 3, device: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Write ``report.md``, ``errors.json``, the PNGs of the error analysis and the run's
+    class-activation maps (``attention.csv``, their figures, ``val_cam_*`` in
+    ``summary.json``; computed on ``device``) into a run.
 
     Returns the content of ``errors.json``.
     """
     run_dir = Path(run_dir)
     run = analyse_run(run_dir, boundary_years)
-    for name, figure in plots.run_figures(run).items():
+    shown = attention_plots.gallery(run.predictions)
+    attention = attend_run(run_dir, run.predictions, list(shown["path"]), device)
+    figures = plots.run_figures(run) | attention_plots.attention_figures(attention, shown)
+    for name, figure in figures.items():
         plots.save_png(figure, run_dir / name)
-    errors = errors_json(run, files=list(plots.FIGURES))
+    write_csv_atomic(run_dir / ATTENTION, attention.table)
+    cam = attention_summary(attention)
+    if (run_dir / SUMMARY).is_file():
+        run.summary = read_summary(run_dir) | cam
+        write_json_atomic(run_dir / SUMMARY, run.summary)
+    errors = errors_json(run, files=list(figures)) | {"attention": cam}
     write_json_atomic(run_dir / ERRORS, errors)
-    write_text_atomic(run_dir / REPORT, report_markdown(run, list(plots.FIGURES)))
+    write_text_atomic(run_dir / REPORT, report_markdown(run, list(figures), cam))
     return errors
 
 
@@ -55,7 +77,7 @@ def errors_json(run: RunAnalysis, files: list[str], gallery: int = 16) -> dict[s
     }
 
 
-def report_markdown(run: RunAnalysis, figures: list[str]) -> str:
+def report_markdown(run: RunAnalysis, figures: list[str], cam: dict[str, Any] | None = None) -> str:
     """``report.md``: scores, training, taxonomy, takeaways, per-class table, suspects, plots."""
     title = run.run_dir.name if run.run_dir else "validation predictions"
     taxonomy = run.taxonomy
@@ -73,6 +95,7 @@ def report_markdown(run: RunAnalysis, figures: list[str]) -> str:
         *interval_lines(run),
         *training_lines(run.summary),
         *face_crop_lines(run),
+        *attention_lines(cam or {}),
         "## Error taxonomy",
         "",
         f"Each mistake counted once, under its first category (age boundary: adjacent groups, "
@@ -175,6 +198,31 @@ def faces_by_kind(run: RunAnalysis) -> pd.DataFrame | None:
     boxes["kind"] = [Path(p).stem for p in paths]
     table = boxes.groupby("kind", sort=True)["found"].agg(photos="count", faces_found="sum")
     return table.reset_index().astype({"faces_found": int})
+
+
+def attention_lines(cam: dict[str, Any]) -> list[str]:
+    """Where the network looks (``attention.py``): its face share against a uniform map's, by
+    mask state, and the cost; or why there are no maps. Empty without the analysis."""
+    if not cam:
+        return []
+    lines = ["## Where the network looks", ""]
+    if cam.get("val_cam_layer") is None or cam.get("val_cam_face_share") is None:
+        return [*lines, f"No face share: {cam.get('val_cam_note')}.", ""]
+    states = ", ".join(
+        f"{state} {cam[f'val_cam_face_share_{state}']:.2f}"
+        for state in MASK_STATES
+        if cam.get(f"val_cam_face_share_{state}") is not None
+    )
+    return [
+        *lines,
+        f"Grad-CAM of the predicted class at `{cam['val_cam_layer']}` on the photos as the "
+        f"network saw them: on average **{cam['val_cam_face_share']:.2f}** of a map's mass lies "
+        f"in the face box, where a uniform map would put {cam['val_cam_face_area']:.2f} (the "
+        f"box's share of the view); by true mask state {states}. {cam['val_cam_photos']} photos "
+        f"with a box from `{cam['val_cam_boxes']}`; "
+        f"{cam['val_cam_seconds_per_1000']:.1f} s per 1,000 photos.",
+        "",
+    ]
 
 
 def takeaways(run: RunAnalysis) -> list[str]:

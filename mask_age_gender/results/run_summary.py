@@ -27,7 +27,7 @@ from mask_age_gender.inference.prediction import prediction_table, write_submiss
 from mask_age_gender.inference.proba import predict_as_trained
 from mask_age_gender.models.metrics import score
 from mask_age_gender.results.bootstrap import RESAMPLES, SEED, person_bootstrap
-from mask_age_gender.results.run_reader import epoch_history
+from mask_age_gender.results.run_reader import epoch_history, read_summary
 from mask_age_gender.results.run_report import write_error_analysis
 from mask_age_gender.results.to_loggers import publish_analysis
 from mask_age_gender.training.build import hydra_choices
@@ -61,7 +61,8 @@ def finish_run(trainer: pl.Trainer, datamodule: FaceDataModule, run: TrainingRun
         summary["resumed_from"] = str(run.resume.checkpoint)
     write_json_atomic(run_dir / SUMMARY, summary)
     if model.hparams.config.get("error_analysis", True):
-        write_error_analysis(run_dir)
+        write_error_analysis(run_dir, device=trainer.strategy.root_device)
+        summary = read_summary(run_dir)  # with the class-activation maps' val_cam_* keys
     publish_analysis(trainer.loggers, run_dir, summary)
     log.info("val macro F1 %.4f (best epoch %d)", summary["val_f1"], summary["best_epoch"])
     log.info("run directory: %s", run_dir.resolve())

@@ -2,8 +2,8 @@
 
 ``publish_analysis(loggers, run_dir, summary)`` gives each logger of the run its share of what
 is already in the run directory (``summary.json``'s scores, ``report.md``, ``errors.json`` and
-the PNGs of ``plots.FIGURES``; whatever of the analysis exists, so ``error_analysis=false``
-publishes the scores alone):
+the PNGs of ``plots.FIGURES`` and ``attention_plots.FIGURES``; whatever of the analysis
+exists, so ``error_analysis=false`` publishes the scores alone):
 
 - W&B: the scores in the run summary, each figure as an image, the per-class table as a
   ``wandb.Table``, ``report.md`` as a file of the run; then the run is finished, so an offline
@@ -27,12 +27,12 @@ from PIL import Image
 from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from mask_age_gender.files import ERRORS, REPORT
-from mask_age_gender.results import plots
+from mask_age_gender.results import attention_plots, plots
 
 # summary.json keys that go to the trackers as the run's final scores
 SCORES = (
     "val_f1", "val_f1_ci_low", "val_f1_ci_high", "val_acc", "val_loss",
-    "val_f1_mask", "val_f1_gender", "val_f1_age", "best_epoch", "epochs_run",
+    "val_f1_mask", "val_f1_gender", "val_f1_age", "val_cam_face_share", "best_epoch", "epochs_run",
 )  # fmt: skip
 FIGURE_TAG = "analysis/{}"  # the tag of a figure: analysis/confusion, analysis/curves, …
 
@@ -41,7 +41,8 @@ def publish_analysis(loggers: Iterable[Logger], run_dir: Path, summary: dict[str
     """Give every W&B and TensorBoard logger the run's scores and analysis, then close it."""
     run_dir = Path(run_dir)
     scores = {key: summary[key] for key in SCORES if summary.get(key) is not None}
-    figures = {Path(name).stem: run_dir / name for name in plots.FIGURES}
+    names = (*plots.FIGURES, *attention_plots.FIGURES)
+    figures = {Path(name).stem: run_dir / name for name in names}
     figures = {name: path for name, path in figures.items() if path.is_file()}
     report = run_dir / REPORT
     errors = run_dir / ERRORS

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mask_age_gender.data.face_boxes import COLUMNS, write_face_boxes
+from mask_age_gender.data.face_boxes import COLUMNS, TRUE_BOXES_FILE, write_face_boxes
 
 from .drawing import Shot, photos_of
 from .plan import RACE, Person, Plan, label_of, plan_archive
@@ -30,7 +30,6 @@ APPLEDOUBLE = (
     + b"0081;00000000;Archive Utility;"
     + b"\x00" * 160
 )
-TRUE_BOXES = "face_boxes_true.csv"  # outside train/ and eval/, like eval_truth.csv
 
 
 def _save(img: Image.Image, path: Path) -> None:
@@ -132,5 +131,5 @@ def generate_archive(
     plan = plan_archive(people, eval_people, seed, quirks)
     boxes = _write_train(out, plan, seed, size)
     boxes += _write_eval(out, plan, seed, size, quirks)
-    write_face_boxes(pd.DataFrame(boxes, columns=list(COLUMNS)), out / TRUE_BOXES)
+    write_face_boxes(pd.DataFrame(boxes, columns=list(COLUMNS)), out / TRUE_BOXES_FILE)
     return out

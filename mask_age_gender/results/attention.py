@@ -1,0 +1,248 @@
+"""Where the network looks: a Grad-CAM map of every validation photo, and the share of each
+map's mass that falls on the face.
+
+The maps are captum's ``LayerGradCam`` at the backbone's last stage (timm's
+``feature_info[-1]``: ``layer4`` of a ResNet, ``blocks.6`` of EfficientNet-Lite0, ``stages.3``
+of a ConvNeXt), for the class the network predicted, scored by its logit (three heads: the sum
+of its mask, gender and age logits, ``head.class_scores``), kept where positive and upsampled
+bilinearly to the network's input (``LayerAttribution.interpolate``). A ViT's blocks give
+tokens, not a feature map; ``LayerGradCam`` would average its gradients over the channels, so
+such runs get no maps (:class:`CamUnsupported`) and the summary says why.
+
+Each photo is the one the network saw: the checkpoint's own deterministic transform (crop,
+resize), as ``predict`` feeds it. Its face box is drawn as a mask on the raw photo and goes
+through the same crop and resize (albumentations moves a mask with its image), so the share is
+``sum(map × box) / sum(map)`` in the network's view. A uniform map would score the box's area
+in that view (``face_area``): the share means something only above it.
+
+Boxes: the run's ``data.face_boxes``, else the archive's true boxes (a synthetic archive's
+``face_boxes_true.csv``), else the detector's ``face_boxes.csv`` in the cache folder, the first
+that exists. A photo without a found face, or whose face the crop leaves out, gets no share.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from captum.attr import LayerAttribution, LayerGradCam
+from torch import nn
+from tqdm.auto import tqdm
+
+from mask_age_gender.data.dataset import load_rgb
+from mask_age_gender.data.face_boxes import (
+    BOX,
+    TRUE_BOXES_FILE,
+    boxes_of,
+    default_boxes_path,
+    read_face_boxes,
+)
+from mask_age_gender.inference.checkpoints import load_classifier
+from mask_age_gender.inference.proba import eval_loader
+from mask_age_gender.labels import Mask
+from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.results.run_reader import read_summary
+
+log = logging.getLogger(__name__)
+MASK_STATES = tuple(state.name.lower() for state in Mask)  # wear, incorrect, not_wear
+
+
+class CamUnsupported(ValueError):
+    """A backbone whose last stage gives no feature map (a ViT's tokens): no Grad-CAM."""
+
+
+@dataclass
+class View:
+    """One photo as the network saw it, with its map and its face box there."""
+
+    image: np.ndarray  # H×W×3 uint8, after crop and resize
+    cam: np.ndarray  # H×W, ≥ 0
+    box: tuple[int, int, int, int] | None  # x1, y1, x2, y2 in the view; None: no face in it
+
+
+@dataclass
+class Attention:
+    """The maps of a run's validation photos: one row per photo, and the views to draw."""
+
+    table: pd.DataFrame  # path, true, pred, true_mask, face_share, face_area (NaN: no box)
+    layer: str | None = None  # the mapped layer; None: no maps (``note`` says why)
+    boxes: Path | None = None  # the face boxes file
+    seconds: float = 0.0  # decoding, forward and Grad-CAM of every photo
+    views: dict[str, View] = field(default_factory=dict)  # by path, the photos asked for
+    note: str | None = None
+
+
+def cam_layer(backbone: nn.Module) -> tuple[str, nn.Module]:
+    """The backbone's last stage (timm's ``feature_info``), by name: where the maps are taken."""
+    info = getattr(backbone, "feature_info", None)
+    if not info:
+        raise CamUnsupported(f"{type(backbone).__name__} names no stages (timm's feature_info)")
+    name = info[-1]["module"]
+    return name, backbone.get_submodule(name)
+
+
+def class_maps(
+    forward: nn.Module, layer: nn.Module, images: torch.Tensor, classes: torch.Tensor
+) -> torch.Tensor:
+    """(B, H, W) Grad-CAM maps of ``classes`` at ``layer``, ReLU'd, at the images' size.
+
+    ``forward`` maps images to (B, classes) scores; it must be in eval mode."""
+    maps = LayerGradCam(forward, layer).attribute(images, target=classes, relu_attributions=True)
+    if maps.dim() != 4:
+        raise CamUnsupported(
+            f"the mapped layer gives no (batch, channels, height, width) feature map (maps of "
+            f"shape {tuple(maps.shape)}): captum's LayerGradCam has none for ViT tokens"
+        )
+    size = tuple(images.shape[-2:])
+    return LayerAttribution.interpolate(maps, size, "bilinear").squeeze(1).detach().float().cpu()
+
+
+def face_share(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Per map (…, H, W), the share of its mass inside its box mask (0/1, same shape):
+    ``sum(map × box) / sum(map)``; NaN for an empty map or an empty box."""
+    maps, boxes = np.asarray(maps, dtype=np.float64), np.asarray(boxes, dtype=np.float64)
+    mass, inside = maps.sum(axis=(-2, -1)), (maps * boxes).sum(axis=(-2, -1))
+    share = np.divide(inside, mass, out=np.full_like(mass, np.nan), where=mass > 0)
+    return np.where(boxes.sum(axis=(-2, -1)) > 0, share, np.nan)
+
+
+class ScoredModel(nn.Module):
+    """A classifier as images → (B, 18) class scores, what Grad-CAM differentiates."""
+
+    def __init__(self, module: FaceClassifier):
+        super().__init__()
+        self.module = module
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.module.head.class_scores(self.module(images))
+
+
+def boxes_source(config: dict[str, Any]) -> Path | None:
+    """The face boxes to measure against (see the module's docstring); None: there are none."""
+    data = config["data"]
+    root = Path(data["root"])
+    cache = data.get("cache_dir") or root / ".cache"
+    candidates = [data.get("face_boxes"), root / TRUE_BOXES_FILE, default_boxes_path(cache)]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+def attend_run(
+    run_dir: Path, predictions: pd.DataFrame, shown: Sequence[str] = (), device: str = "cpu"
+) -> Attention:
+    """The maps of a run's validation photos (``predictions``: ``val_predictions.csv``) by its
+    best checkpoint; the views of the ``shown`` paths are kept for the figures. Without a
+    checkpoint, the archive or a feature map, no maps: ``note`` says why."""
+    table = predictions[["path", "true", "pred"]].reset_index(drop=True)
+    table = table.assign(true_mask=[MASK_STATES[m] for m in table["true"] // 6 % 3])
+    table = table.assign(face_share=np.nan, face_area=np.nan)
+    checkpoint = read_summary(run_dir).get("best_ckpt")
+    if not checkpoint or not (Path(run_dir) / checkpoint).is_file():
+        return Attention(table, note="no best checkpoint in the run")
+    module = load_classifier(Path(run_dir) / checkpoint)
+    try:
+        boxes = boxes_source(module.hparams.config)
+        return _attend(module, table, boxes, set(shown), torch.device(device))
+    except (CamUnsupported, OSError) as err:
+        log.warning("no class-activation maps: %s", err)
+        return Attention(table, note=str(err))
+
+
+def _attend(
+    module: FaceClassifier,
+    table: pd.DataFrame,
+    boxes_file: Path | None,
+    shown: set[str],
+    device: torch.device,
+) -> Attention:
+    start = time.perf_counter()
+    paths = list(table["path"])
+    root = module.hparams.config["data"]["root"]
+    batch_size = module.hparams.config["data"]["batch_size"]
+    dataset = eval_loader(module, paths, batch_size, num_workers=0).dataset
+    faces = face_boxes(boxes_file, paths, root)
+    layer_name, layer = cam_layer(module.backbone)
+    scored = ScoredModel(module.to(device)).eval()
+    shares, areas, views = [], [], {}
+    bar = tqdm(total=len(paths), desc="class-activation maps", unit="photo", disable=None)
+    for first in range(0, len(paths), batch_size):
+        batch = range(first, min(first + batch_size, len(paths)))
+        seen = [view_of(dataset, k, faces[k]) for k in batch]
+        images = torch.stack([dataset.transform.finish_image(image) for image, _ in seen])
+        classes = torch.tensor(table["pred"].to_numpy()[batch.start : batch.stop])
+        maps = class_maps(scored, layer, images.to(device), classes.to(device)).numpy()
+        masks = np.stack([mask for _, mask in seen])
+        shares.append(face_share(maps, masks))
+        areas.append(np.where(masks.any(axis=(1, 2)), masks.mean(axis=(1, 2)), np.nan))
+        for k, (image, mask), cam in zip(batch, seen, maps, strict=True):
+            if paths[k] in shown:
+                views[paths[k]] = View(image, cam, mask_box(mask))
+        bar.update(len(batch))
+    bar.close()
+    module.cpu()
+    table = table.assign(face_share=np.concatenate(shares), face_area=np.concatenate(areas))
+    note = None if boxes_file else "no face boxes: run python -m mask_age_gender.faces"
+    seconds = time.perf_counter() - start
+    return Attention(table, f"backbone.{layer_name}", boxes_file, seconds, views, note)
+
+
+def face_boxes(boxes_file: Path | None, paths: list[str], root: str) -> np.ndarray:
+    """N × 4 face boxes of the photos in their own pixels, NaN where none (no file, no row,
+    no face found)."""
+    rows = np.full((len(paths), 4), np.nan)
+    if boxes_file is None:
+        return rows
+    aligned = boxes_of(read_face_boxes(boxes_file, root), paths, root)
+    found = (aligned["listed"] & aligned["found"]).to_numpy(bool)
+    rows[found] = aligned.loc[found, list(BOX)].to_numpy(np.float64)
+    return rows
+
+
+def view_of(dataset, index: int, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Photo ``index`` prepared as the network sees it (before normalisation), with its face
+    box as a 0/1 mask of the same pixels (all 0 where the photo has no box)."""
+    image = load_rgb(dataset.paths[index])
+    mask = np.zeros(image.shape[:2], dtype=np.uint8)
+    if not np.isnan(face).any():
+        x1, y1, x2, y2 = (int(round(v)) for v in face)
+        mask[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = 1
+    crop_box = None if dataset.boxes is None else dataset.boxes[index]
+    return dataset.transform.prepare_with_mask(image, crop_box, mask)
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box (x1, y1, x2, y2, exclusive ends) of a mask's 1s; None for none."""
+    rows, columns = np.nonzero(mask)
+    if not len(rows):
+        return None
+    return int(columns.min()), int(rows.min()), int(columns.max()) + 1, int(rows.max()) + 1
+
+
+def attention_summary(attention: Attention) -> dict[str, Any]:
+    """``summary.json``'s keys: the mean face share over the photos with one, by true mask
+    state, the uniform map's share (the box's area), what was mapped and at what cost."""
+    if attention.layer is None:
+        return {"val_cam_face_share": None, "val_cam_note": attention.note}
+    table = attention.table
+    measured = table[table["face_share"].notna()]
+    by_state = measured.groupby("true_mask")["face_share"].mean()
+    summary = {
+        "val_cam_face_share": rounded(measured["face_share"].mean()),
+        **{f"val_cam_face_share_{s}": rounded(by_state.get(s, np.nan)) for s in MASK_STATES},
+        "val_cam_face_area": rounded(measured["face_area"].mean()),
+        "val_cam_photos": len(measured),
+        "val_cam_layer": attention.layer,
+        "val_cam_boxes": str(attention.boxes) if attention.boxes else None,
+        "val_cam_seconds_per_1000": round(attention.seconds / max(len(table), 1) * 1000, 2),
+    }
+    return summary | ({"val_cam_note": attention.note} if attention.note else {})
+
+
+def rounded(value: float) -> float | None:
+    return None if pd.isna(value) else round(float(value), 6)
