@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +20,7 @@ from torch import nn
 
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.models.heads import MultiHead
+from mask_age_gender.results import attention
 from mask_age_gender.results.attention import (
     CamUnsupported,
     cam_layer,
@@ -29,6 +30,7 @@ from mask_age_gender.results.attention import (
 )
 from mask_age_gender.results.attention_plots import FIGURES
 from mask_age_gender.results.ledger import collect_ledger
+from mask_age_gender.results.run_report import write_error_analysis
 from mask_age_gender.train import train
 
 from .conftest import CONF, TINY, compose_config
@@ -78,7 +80,7 @@ def top_left_share(corner: tuple[int, int]) -> tuple[float, float]:
     model.eval()
     images, labels = squares(64, corner, generator)
     accuracy = (model(images).argmax(dim=1) == labels).float().mean().item()
-    maps = class_maps(model, cam_layer(model)[1], images, labels).numpy()
+    maps = class_maps(model, cam_layer(model), images, labels).numpy()
     quadrant = np.zeros((SIDE, SIDE))
     quadrant[: SIDE // 2, : SIDE // 2] = 1
     return accuracy, float(np.nanmean(face_share(maps, np.broadcast_to(quadrant, maps.shape))))
@@ -92,12 +94,13 @@ def test_grad_cam_finds_the_corner_that_decides_the_class() -> None:
     assert accuracy >= 0.95 and share < 0.25  # a uniform map would give 0.25
 
 
-def test_a_vit_has_no_feature_map_to_map() -> None:
-    model = timm.create_model("test_vit", num_classes=2, img_size=32).eval()
-    name, layer = cam_layer(model)
-    assert name.startswith("blocks.")
-    with pytest.raises(CamUnsupported, match="ViT"):
-        class_maps(model, layer, torch.rand(2, 3, 32, 32), torch.tensor([0, 1]))
+@pytest.mark.parametrize(
+    ("name", "layout"), [("test_vit", "tokens"), ("test_mambaout", "channels-last")]
+)
+def test_stages_without_a_channels_first_feature_map_are_refused(name: str, layout: str) -> None:
+    model = timm.create_model(name, num_classes=2).eval()  # each at its own 160×160
+    with pytest.raises(CamUnsupported, match=layout):
+        class_maps(model, cam_layer(model), torch.rand(2, 3, 160, 160), torch.tensor([0, 1]))
 
 
 def test_three_heads_score_classes_as_their_probabilities_rank_them() -> None:
@@ -123,7 +126,10 @@ def test_the_face_box_goes_through_the_crop_and_resize(transform: str) -> None:
     white = image[..., 0] > 127
     assert (moved.astype(bool) == white).mean() > 0.97  # the box marks the face it drew
     view = mask_box(moved)
-    assert view is not None and view[2] - view[0] < 50
+    if transform == "center_crop":  # 250 × 350 from the middle of 384 × 512, then a fifth
+        left, top = (384 - 250) // 2, (512 - 350) // 2
+        expected = [(x1 - left) / 5, (y1 - top) / 5, (x2 - left) / 5, (y2 - top) / 5]
+        assert view == pytest.approx(expected, abs=1)
     if transform == "face_crop":  # the box grown by a quarter of its larger side on each side
         grown = (x2 - x1 + 65, y2 - y1 + 65)  # 165 × 195, then heightened to 50:70
         window = grown[0] * grown[0] * 70 / 50
@@ -180,8 +186,28 @@ def test_error_analysis_false_makes_no_maps(archive: Path, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "transform").glob("*.yaml")))
 def test_every_prepare_step_moves_a_mask_with_its_image(name: str) -> None:
-    """The face share needs the box carried through ``prepare``: albumentations' geometric
-    (dual) transforms do, with the image."""
+    """The face share needs the box carried through each transform option's ``prepare``."""
     recipe = compose_config([f"transform={name}"], Path("unused"))["transform"]
-    pipeline = build_transform(recipe, (32, 24), [0.0] * 3, [1.0] * 3, False, "loader")
-    assert all(isinstance(step, A.DualTransform) for step in pipeline.prepare.transforms)
+    pipeline = build_transform(recipe, (64, 48), [0.0] * 3, [1.0] * 3, False, "loader")
+    photo = np.zeros((512, 384, 3), dtype=np.uint8)
+    photo[180:360, 120:260] = 255
+    mask = (photo[..., 0] > 0).astype(np.uint8)
+    image, moved = pipeline.prepare_with_mask(photo, (120, 180, 260, 360), mask)
+    box, face = moved.astype(bool), image[..., 0] > 127  # edges blur in the resize
+    assert (box & face).sum() / (box | face).sum() > 0.85
+
+
+def test_a_broken_boxes_file_leaves_the_run_finished_and_says_why(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Path(shutil.copytree(sweep / next(iter(FINISHED)), tmp_path / "run"))
+    broken = tmp_path / "face_boxes.csv"
+    broken.write_text("path,x1,y1,x2,y2,score,found\nnot/a/photo.jpg,1,2,3,4,90,true\n")
+    monkeypatch.setattr(attention, "boxes_source", lambda config: broken)
+    errors = write_error_analysis(run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["val_cam_face_share"] is None
+    assert "FaceBoxesError" in summary["val_cam_note"] and str(broken) in summary["val_cam_note"]
+    assert errors["attention"] == {key: summary[key] for key in errors["attention"]}
+    assert "No face share: FaceBoxesError" in (run / "report.md").read_text()
+    assert not any(key.startswith("val_cam_face_share_") for key in summary)  # none stale

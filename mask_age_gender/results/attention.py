@@ -17,7 +17,9 @@ in that view (``face_area``): the share means something only above it.
 
 Boxes: the run's ``data.face_boxes``, else the archive's true boxes (a synthetic archive's
 ``face_boxes_true.csv``), else the detector's ``face_boxes.csv`` in the cache folder, the first
-that exists. A photo without a found face, or whose face the crop leaves out, gets no share.
+that exists. A photo without a found face, whose face the crop leaves out, or whose map is all
+zero (the predicted class's score falls wherever the stage's features rise) gets no share;
+``val_cam_empty_maps`` counts the last.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from mask_age_gender.results.run_reader import read_summary
 
 log = logging.getLogger(__name__)
 MASK_STATES = tuple(state.name.lower() for state in Mask)  # wear, incorrect, not_wear
+CAM_BATCH = 32  # photos a Grad-CAM pass: float32 and its autograd graph, whatever data.batch_size
 
 
 class CamUnsupported(ValueError):
@@ -71,37 +74,71 @@ class View:
 class Attention:
     """The maps of a run's validation photos: one row per photo, and the views to draw."""
 
-    table: pd.DataFrame  # path, true, pred, true_mask, face_share, face_area (NaN: no box)
+    table: pd.DataFrame  # path, true, pred, true_mask, face_share, face_area, empty_map
     layer: str | None = None  # the mapped layer; None: no maps (``note`` says why)
     boxes: Path | None = None  # the face boxes file
-    seconds: float = 0.0  # decoding, forward and Grad-CAM of every photo
+    seconds: float = 0.0  # decoding, preparing, forward and Grad-CAM of every photo
     views: dict[str, View] = field(default_factory=dict)  # by path, the photos asked for
     note: str | None = None
 
 
-def cam_layer(backbone: nn.Module) -> tuple[str, nn.Module]:
-    """The backbone's last stage (timm's ``feature_info``), by name: where the maps are taken."""
+@dataclass
+class CamLayer:
+    """Where the maps are taken: a backbone's last stage, by timm's ``feature_info``."""
+
+    name: str
+    module: nn.Module
+    channels: int  # what its (B, C, h, w) output must have as C
+
+
+def cam_layer(backbone: nn.Module) -> CamLayer:
+    """The backbone's last stage (timm's ``feature_info[-1]``)."""
     info = getattr(backbone, "feature_info", None)
     if not info:
         raise CamUnsupported(f"{type(backbone).__name__} names no stages (timm's feature_info)")
-    name = info[-1]["module"]
-    return name, backbone.get_submodule(name)
+    last = info[-1]
+    return CamLayer(last["module"], backbone.get_submodule(last["module"]), last["num_chs"])
 
 
 def class_maps(
-    forward: nn.Module, layer: nn.Module, images: torch.Tensor, classes: torch.Tensor
+    forward: nn.Module, layer: CamLayer, images: torch.Tensor, classes: torch.Tensor
 ) -> torch.Tensor:
     """(B, H, W) Grad-CAM maps of ``classes`` at ``layer``, ReLU'd, at the images' size.
 
-    ``forward`` maps images to (B, classes) scores; it must be in eval mode."""
-    maps = LayerGradCam(forward, layer).attribute(images, target=classes, relu_attributions=True)
-    if maps.dim() != 4:
-        raise CamUnsupported(
-            f"the mapped layer gives no (batch, channels, height, width) feature map (maps of "
-            f"shape {tuple(maps.shape)}): captum's LayerGradCam has none for ViT tokens"
+    ``forward`` maps images to (B, classes) scores; it must be in eval mode. Refuses a layer
+    whose output is not a (B, C, h, w) feature map (:func:`check_feature_map`)."""
+    shapes: list[tuple[int, ...]] = []
+
+    def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        shapes.append(tuple(output.shape))
+
+    handle = layer.module.register_forward_hook(record)
+    try:
+        maps = LayerGradCam(forward, layer.module).attribute(
+            images, target=classes, relu_attributions=True
         )
+    finally:
+        handle.remove()
+    check_feature_map(layer, shapes[0])
     size = tuple(images.shape[-2:])
     return LayerAttribution.interpolate(maps, size, "bilinear").squeeze(1).detach().float().cpu()
+
+
+def check_feature_map(layer: CamLayer, shape: tuple[int, ...]) -> None:
+    """Refuse what ``LayerGradCam`` would map wrongly: it averages the gradients over every
+    dimension after the second, so they must be the spatial ones of a (B, C, h, w) output."""
+    if len(shape) == 4 and shape[1] == layer.channels:
+        return
+    if len(shape) == 3:
+        what = "tokens (batch, tokens, channels), as a ViT's blocks give"
+    elif len(shape) == 4 and shape[-1] == layer.channels:
+        what = "a channels-last (batch, height, width, channels) map, as Swin or MambaOut give"
+    else:
+        what = f"no (batch, {layer.channels} channels, height, width) feature map"
+    raise CamUnsupported(
+        f"{layer.name} gives {what} (shape {shape}): captum's LayerGradCam maps only "
+        "(batch, channels, height, width) feature maps"
+    )
 
 
 def face_share(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -141,17 +178,20 @@ def attend_run(
     checkpoint, the archive or a feature map, no maps: ``note`` says why."""
     table = predictions[["path", "true", "pred"]].reset_index(drop=True)
     table = table.assign(true_mask=[MASK_STATES[m] for m in table["true"] // 6 % 3])
-    table = table.assign(face_share=np.nan, face_area=np.nan)
+    table = table.assign(face_share=np.nan, face_area=np.nan, empty_map=np.nan)
     checkpoint = read_summary(run_dir).get("best_ckpt")
     if not checkpoint or not (Path(run_dir) / checkpoint).is_file():
         return Attention(table, note="no best checkpoint in the run")
-    module = load_classifier(Path(run_dir) / checkpoint)
     try:
+        module = load_classifier(Path(run_dir) / checkpoint)
         boxes = boxes_source(module.hparams.config)
         return _attend(module, table, boxes, set(shown), torch.device(device))
-    except (CamUnsupported, OSError) as err:
+    except CamUnsupported as err:
         log.warning("no class-activation maps: %s", err)
         return Attention(table, note=str(err))
+    except Exception as err:  # a finished run stays finished, whatever its maps met
+        log.exception("no class-activation maps")
+        return Attention(table, note=f"{type(err).__name__}: {err}")
 
 
 def _attend(
@@ -161,35 +201,42 @@ def _attend(
     shown: set[str],
     device: torch.device,
 ) -> Attention:
-    start = time.perf_counter()
     paths = list(table["path"])
-    root = module.hparams.config["data"]["root"]
-    batch_size = module.hparams.config["data"]["batch_size"]
-    dataset = eval_loader(module, paths, batch_size, num_workers=0).dataset
-    faces = face_boxes(boxes_file, paths, root)
-    layer_name, layer = cam_layer(module.backbone)
+    dataset = eval_loader(module, paths, CAM_BATCH, num_workers=0).dataset
+    faces = face_boxes(boxes_file, paths, module.hparams.config["data"]["root"])
+    layer = cam_layer(module.backbone)
     scored = ScoredModel(module.to(device)).eval()
-    shares, areas, views = [], [], {}
-    bar = tqdm(total=len(paths), desc="class-activation maps", unit="photo", disable=None)
-    for first in range(0, len(paths), batch_size):
-        batch = range(first, min(first + batch_size, len(paths)))
-        seen = [view_of(dataset, k, faces[k]) for k in batch]
-        images = torch.stack([dataset.transform.finish_image(image) for image, _ in seen])
-        classes = torch.tensor(table["pred"].to_numpy()[batch.start : batch.stop])
-        maps = class_maps(scored, layer, images.to(device), classes.to(device)).numpy()
-        masks = np.stack([mask for _, mask in seen])
-        shares.append(face_share(maps, masks))
-        areas.append(np.where(masks.any(axis=(1, 2)), masks.mean(axis=(1, 2)), np.nan))
-        for k, (image, mask), cam in zip(batch, seen, maps, strict=True):
-            if paths[k] in shown:
-                views[paths[k]] = View(image, cam, mask_box(mask))
-        bar.update(len(batch))
-    bar.close()
-    module.cpu()
-    table = table.assign(face_share=np.concatenate(shares), face_area=np.concatenate(areas))
-    note = None if boxes_file else "no face boxes: run python -m mask_age_gender.faces"
+    start = time.perf_counter()
+    shares, areas, empty, views = [], [], [], {}
+    batches = [range(k, min(k + CAM_BATCH, len(paths))) for k in range(0, len(paths), CAM_BATCH)]
+    try:
+        for batch in tqdm(batches, desc="class-activation maps", unit="batch", disable=None):
+            seen = [view_of(dataset, k, faces[k]) for k in batch]
+            images = torch.stack([dataset.transform.finish_image(image) for image, _ in seen])
+            classes = torch.tensor(table["pred"].to_numpy()[batch.start : batch.stop])
+            maps = class_maps(scored, layer, images.to(device), classes.to(device)).numpy()
+            masks = np.stack([mask for _, mask in seen])
+            shares.append(face_share(maps, masks))
+            areas.append(np.where(masks.any(axis=(1, 2)), masks.mean(axis=(1, 2)), np.nan))
+            empty.append(~(maps > 0).any(axis=(1, 2)))
+            for k, (image, mask), cam in zip(batch, seen, maps, strict=True):
+                if paths[k] in shown:
+                    views[paths[k]] = View(image, cam, mask_box(mask))
+    finally:
+        module.cpu()  # off the GPU, also after an error
     seconds = time.perf_counter() - start
-    return Attention(table, f"backbone.{layer_name}", boxes_file, seconds, views, note)
+    table = table.assign(
+        face_share=np.concatenate(shares),
+        face_area=np.concatenate(areas),
+        empty_map=np.concatenate(empty),
+    )
+    if boxes_file is None:
+        note = "no face boxes: run python -m mask_age_gender.faces"
+    elif table["face_share"].isna().all():
+        note = f"no validation photo has a face box of {boxes_file} in view and a non-empty map"
+    else:
+        note = None
+    return Attention(table, f"backbone.{layer.name}", boxes_file, seconds, views, note)
 
 
 def face_boxes(boxes_file: Path | None, paths: list[str], root: str) -> np.ndarray:
@@ -206,7 +253,8 @@ def face_boxes(boxes_file: Path | None, paths: list[str], root: str) -> np.ndarr
 
 def view_of(dataset, index: int, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Photo ``index`` prepared as the network sees it (before normalisation), with its face
-    box as a 0/1 mask of the same pixels (all 0 where the photo has no box)."""
+        box as a 0/1 mask of the same pixels (all 0 where the photo has no box; the box rounded to
+    whole pixels and clipped to the photo)."""
     image = load_rgb(dataset.paths[index])
     mask = np.zeros(image.shape[:2], dtype=np.uint8)
     if not np.isnan(face).any():
@@ -237,6 +285,7 @@ def attention_summary(attention: Attention) -> dict[str, Any]:
         **{f"val_cam_face_share_{s}": rounded(by_state.get(s, np.nan)) for s in MASK_STATES},
         "val_cam_face_area": rounded(measured["face_area"].mean()),
         "val_cam_photos": len(measured),
+        "val_cam_empty_maps": int(table["empty_map"].sum()),
         "val_cam_layer": attention.layer,
         "val_cam_boxes": str(attention.boxes) if attention.boxes else None,
         "val_cam_seconds_per_1000": round(attention.seconds / max(len(table), 1) * 1000, 2),

@@ -47,7 +47,8 @@ def write_error_analysis(
     write_csv_atomic(run_dir / ATTENTION, attention.table)
     cam = attention_summary(attention)
     if (run_dir / SUMMARY).is_file():
-        run.summary = read_summary(run_dir) | cam
+        kept = {k: v for k, v in read_summary(run_dir).items() if not k.startswith("val_cam_")}
+        run.summary = kept | cam  # a rerun's val_cam_* replace the last ones, all of them
         write_json_atomic(run_dir / SUMMARY, run.summary)
     errors = errors_json(run, files=list(figures)) | {"attention": cam}
     write_json_atomic(run_dir / ERRORS, errors)
