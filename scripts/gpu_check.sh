@@ -2,8 +2,9 @@
 # The GPU check of issues #5 and #18 on a fresh GPU machine, from any directory, in under
 # 8 minutes (BUDGET seconds, 470 by default, installation included):
 #   bash scripts/gpu_check.sh                  # a machine that reaches PyPI: creates .venv
-#   WHEELS=DIR bash scripts/gpu_check.sh       # an offline node whose python3 has torch,
-#                                              # Lightning and timm: the rest from wheels in DIR
+#   WHEELS=.whl bash scripts/gpu_check.sh      # an offline node whose python3 (3.12) has torch,
+#                                              # Lightning and timm: the rest from wheels in .whl/,
+#                                              # filled first, here: bash scripts/gpu_wheels.sh
 # The steps, most wanted first, with the seconds each is expected to take on one H200 with
 # 16 CPUs. Each runs under `timeout` (its cap, or what is left of the budget); one that fails or
 # runs out is logged and the next one runs; one that cannot start in the time left is skipped.
