@@ -71,7 +71,7 @@ def top_left_share(corner: tuple[int, int]) -> tuple[float, float]:
     torch.manual_seed(0)
     model = timm.create_model("test_resnet", num_classes=2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(60):
+    for _ in range(40):  # accuracy 1.0 after 30 on this CPU
         images, labels = squares(32, corner, generator)
         loss = nn.functional.cross_entropy(model(images), labels)
         optimizer.zero_grad()
