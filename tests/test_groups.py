@@ -98,7 +98,9 @@ def test_the_intervals_match_hand_worked_students_t(sweep: Path) -> None:
     hand = {run("ce", s): v for s, v in zip(SEEDS, (0.60, 0.64, 0.68), strict=True)}
     hand |= {run("focal", s): v for s, v in zip(SEEDS, (0.63, 0.66, 0.72), strict=True)}
     ledger = collect_ledger([sweep])
+    assert "delta_cam_face_share_mean" not in group_runs(ledger, "loss=ce")  # no maps here
     ledger["val_f1"] = ledger["run"].map(hand)  # the failed run keeps none
+    ledger["val_cam_face_share"] = ledger["run"].map(hand) - 0.3  # the same differences
     groups = group_runs(ledger, "loss=ce").set_index("loss")
     ce, focal = groups.loc["ce"], groups.loc["focal"]
     assert ce["val_f1_mean"] == pytest.approx(0.64, abs=1e-9)
@@ -109,6 +111,9 @@ def test_the_intervals_match_hand_worked_students_t(sweep: Path) -> None:
     assert focal["delta_ci_low"] == pytest.approx(0.005159, abs=1e-6)
     assert focal["delta_ci_high"] == pytest.approx(0.054841, abs=1e-6)
     assert focal["excludes_0"]
+    assert focal["delta_cam_face_share_mean"] == pytest.approx(0.03, abs=1e-9)
+    assert focal["delta_cam_face_share_ci_low"] == pytest.approx(0.005159, abs=1e-6)
+    assert focal["delta_cam_face_share_ci_high"] == pytest.approx(0.054841, abs=1e-6)
     # focal's seed 2 at 0.63 instead: differences 0.03, -0.01, 0.04, the interval takes in 0
     ledger.loc[ledger["run"] == run("focal", 2), "val_f1"] = 0.63
     focal = group_runs(ledger, "loss=ce").set_index("loss").loc["focal"]

@@ -11,9 +11,10 @@ deviation and a 95 % t-interval over the n runs
 Against a baseline configuration, every other one gets the PAIRED difference in val F1: its runs
 matched with the baseline's on seed and fold, the t-interval of the per-pair differences
 (scipy's ``ttest_rel(...).confidence_interval``),
-``n_pairs`` (runs without a partner are left out) and ``excludes_0``. Pairing over seeds and
-folds measures what a repeat would change (training noise, and with folds which people
-validate); see the README's Results section.
+``n_pairs`` (runs without a partner are left out) and ``excludes_0``; where the runs mapped
+their photos, the same for the face share (``delta_cam_face_share_mean|ci_low|ci_high``).
+Pairing over seeds and folds measures what a repeat would change (training noise, and with folds
+which people validate); see the README's Results section.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ REPEAT_KEYS = ("seed", "data.fold")
 METRICS = ("val_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_cam_face_share")
 STATS = ("mean", "std", "ci_low", "ci_high")
 DELTAS = ("n_pairs", "delta_mean", "delta_ci_low", "delta_ci_high", "excludes_0")
+SHARE = "val_cam_face_share"  # paired too, where the runs mapped their photos (attention.py)
+SHARE_DELTAS = tuple(f"delta_cam_face_share_{name}" for name in ("mean", "ci_low", "ci_high"))
 CONFIDENCE = 0.95
 
 
@@ -181,34 +184,44 @@ def pick_baseline(table: pd.DataFrame, ledger: pd.DataFrame, keys: list[str], te
 
 
 def with_deltas(table: pd.DataFrame, ledger: pd.DataFrame, base: int) -> pd.DataFrame:
-    """``DELTAS`` of each configuration against row ``base``, paired on seed and fold."""
-    reference = paired_scores(ledger.loc[table.at[base, "_index"]])
+    """``DELTAS`` of each configuration against row ``base``, paired on seed and fold; and
+    ``SHARE_DELTAS``, the same for the face share, where any run has one."""
+    columns = list(DELTAS)
+    if SHARE in ledger and ledger[SHARE].notna().any():
+        columns += SHARE_DELTAS
+    runs = {idx: ledger.loc[table.at[idx, "_index"]] for idx in table.index}
     rows = []
     for idx in table.index:
         if idx == base:
             rows.append({"n_pairs": pd.NA})
             continue
-        pairs = paired_scores(ledger.loc[table.at[idx, "_index"]]).to_frame("other")
-        pairs = pairs.join(reference.rename("base"), how="inner").dropna()
-        low, high = paired_interval(pairs["other"], pairs["base"])
-        rows.append(
-            {
-                "n_pairs": len(pairs),
-                "delta_mean": (pairs["other"] - pairs["base"]).mean(),
-                "delta_ci_low": low,
-                "delta_ci_high": high,
-                "excludes_0": pd.NA if np.isnan(low) else low > 0 or high < 0,
-            }
-        )
-    deltas = pd.DataFrame(rows, index=table.index, columns=list(DELTAS))
+        pairs, mean, low, high = paired_delta(runs[idx], runs[base], "val_f1")
+        row = {"n_pairs": pairs, "delta_mean": mean, "delta_ci_low": low, "delta_ci_high": high}
+        row["excludes_0"] = pd.NA if np.isnan(low) else low > 0 or high < 0
+        if SHARE_DELTAS[0] in columns:
+            share = paired_delta(runs[idx], runs[base], SHARE)[1:]
+            row |= dict(zip(SHARE_DELTAS, share, strict=True))
+        rows.append(row)
+    deltas = pd.DataFrame(rows, index=table.index, columns=columns)
     deltas["n_pairs"] = deltas["n_pairs"].astype("Int64")
     deltas["excludes_0"] = deltas["excludes_0"].astype("boolean")
     flag = pd.Series(table.index == base, index=table.index, name="baseline")
     return pd.concat([table.drop(columns="runs"), flag, deltas, table[["runs"]]], axis=1)
 
 
-def paired_scores(runs: pd.DataFrame) -> pd.Series:
-    """The finished runs' val F1 indexed by (seed, fold, repeat): the key runs pair on.
+def paired_delta(
+    runs: pd.DataFrame, base: pd.DataFrame, metric: str
+) -> tuple[int, float, float, float]:
+    """Pairs, mean difference and its 95 % t-interval of ``metric``, ``runs`` minus ``base``,
+    matched on seed and fold (runs without a partner or a value left out)."""
+    pairs = paired_scores(runs, metric).to_frame("other")
+    pairs = pairs.join(paired_scores(base, metric).rename("base"), how="inner").dropna()
+    low, high = paired_interval(pairs["other"], pairs["base"])
+    return len(pairs), (pairs["other"] - pairs["base"]).mean(), low, high
+
+
+def paired_scores(runs: pd.DataFrame, metric: str = "val_f1") -> pd.Series:
+    """The finished runs' ``metric`` indexed by (seed, fold, repeat): the key runs pair on.
 
     A key the ledger lacks is the same in every run; runs that share seed and fold are paired
     in the order they were found.
@@ -219,7 +232,7 @@ def paired_scores(runs: pd.DataFrame) -> pd.Series:
         index=done.index,
     )
     keys["repeat"] = keys.groupby(list(REPEAT_KEYS)).cumcount()
-    return pd.Series(done["val_f1"].astype(float).to_numpy(), index=pd.MultiIndex.from_frame(keys))
+    return pd.Series(done[metric].astype(float).to_numpy(), index=pd.MultiIndex.from_frame(keys))
 
 
 def formatted_groups(table: pd.DataFrame) -> pd.DataFrame:
