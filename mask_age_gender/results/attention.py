@@ -36,9 +36,10 @@ import pandas as pd
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from mask_age_gender.data.dataset import load_rgb
+from mask_age_gender.data.dataset import FaceDataset, load_rgb
 from mask_age_gender.data.face_boxes import (
     BOX,
     TRUE_BOXES_FILE,
@@ -46,6 +47,7 @@ from mask_age_gender.data.face_boxes import (
     default_boxes_path,
     read_face_boxes,
 )
+from mask_age_gender.data.workers import default_workers
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.proba import eval_loader
 from mask_age_gender.labels import Mask
@@ -202,26 +204,29 @@ def _attend(
     device: torch.device,
 ) -> Attention:
     paths = list(table["path"])
-    dataset = eval_loader(module, paths, CAM_BATCH, num_workers=0).dataset
-    faces = face_boxes(boxes_file, paths, module.hparams.config["data"]["root"])
+    data = module.hparams.config["data"]
+    photos = eval_loader(module, paths, CAM_BATCH, num_workers=0).dataset
+    seen = MaskedViews(photos, face_boxes(boxes_file, paths, data["root"]))
+    workers = default_workers() if data.get("num_workers") is None else data["num_workers"]
+    loader = DataLoader(seen, batch_size=CAM_BATCH, num_workers=workers)
     layer = cam_layer(module.backbone)
     scored = ScoredModel(module.to(device)).eval()
     start = time.perf_counter()
     shares, areas, empty, views = [], [], [], {}
-    batches = [range(k, min(k + CAM_BATCH, len(paths))) for k in range(0, len(paths), CAM_BATCH)]
+    predicted = torch.as_tensor(table["pred"].to_numpy(copy=True))
     try:
-        for batch in tqdm(batches, desc="class-activation maps", unit="batch", disable=None):
-            seen = [view_of(dataset, k, faces[k]) for k in batch]
-            images = torch.stack([dataset.transform.finish_image(image) for image, _ in seen])
-            classes = torch.tensor(table["pred"].to_numpy()[batch.start : batch.stop])
-            maps = class_maps(scored, layer, images.to(device), classes.to(device)).numpy()
-            masks = np.stack([mask for _, mask in seen])
+        bar = tqdm(loader, desc="class-activation maps", unit="batch", disable=None)
+        for number, (inputs, images, masks) in enumerate(bar):
+            batch = range(number * CAM_BATCH, number * CAM_BATCH + len(inputs))
+            classes = predicted[batch.start : batch.stop].to(device)
+            maps = class_maps(scored, layer, inputs.to(device), classes).numpy()
+            masks = masks.numpy()
             shares.append(face_share(maps, masks))
             areas.append(np.where(masks.any(axis=(1, 2)), masks.mean(axis=(1, 2)), np.nan))
             empty.append(~(maps > 0).any(axis=(1, 2)))
-            for k, (image, mask), cam in zip(batch, seen, maps, strict=True):
+            for k, image, mask, cam in zip(batch, images, masks, maps, strict=True):
                 if paths[k] in shown:
-                    views[paths[k]] = View(image, cam, mask_box(mask))
+                    views[paths[k]] = View(image.numpy(), cam, mask_box(mask))
     finally:
         module.cpu()  # off the GPU, also after an error
     seconds = time.perf_counter() - start
@@ -251,7 +256,22 @@ def face_boxes(boxes_file: Path | None, paths: list[str], root: str) -> np.ndarr
     return rows
 
 
-def view_of(dataset, index: int, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class MaskedViews(Dataset):
+    """The photos as the network saw them, for a loader's workers: (its input, the prepared
+    H×W×3 uint8 view, the face box's 0/1 mask of that view)."""
+
+    def __init__(self, photos: FaceDataset, faces: np.ndarray):
+        self.photos, self.faces = photos, faces
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        image, mask = view_of(self.photos, index, self.faces[index])
+        return self.photos.transform.finish_image(image), image, mask
+
+
+def view_of(dataset: FaceDataset, index: int, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Photo ``index`` prepared as the network sees it (before normalisation), with its face
         box as a 0/1 mask of the same pixels (all 0 where the photo has no box; the box rounded to
     whole pixels and clipped to the photo)."""
