@@ -5,9 +5,10 @@ The maps are captum's ``LayerGradCam`` at the backbone's last stage (timm's
 ``feature_info[-1]``: ``layer4`` of a ResNet, ``blocks.6`` of EfficientNet-Lite0, ``stages.3``
 of a ConvNeXt), for the class the network predicted, scored by its logit (three heads: the sum
 of its mask, gender and age logits, ``head.class_scores``), kept where positive and upsampled
-bilinearly to the network's input (``LayerAttribution.interpolate``). A ViT's blocks give
-tokens, not a feature map; ``LayerGradCam`` would average its gradients over the channels, so
-such runs get no maps (:class:`CamUnsupported`) and the summary says why.
+bilinearly to the network's input (``LayerAttribution.interpolate``). ``LayerGradCam``
+averages the gradients over every dimension after the second, so it maps only (B, C, h, w)
+outputs: a ViT's tokens and a channels-last stage (Swin, MambaOut) get no maps
+(:class:`CamUnsupported`), and the summary says why.
 
 Each photo is the one the network saw: the checkpoint's own deterministic transform (crop,
 resize), as ``predict`` feeds it. Its face box is drawn as a mask on the raw photo and goes
@@ -50,7 +51,7 @@ from mask_age_gender.data.face_boxes import (
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.proba import eval_loader
-from mask_age_gender.labels import Mask
+from mask_age_gender.labels import Mask, decode
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.results.run_reader import read_summary
 
@@ -179,7 +180,7 @@ def attend_run(
     best checkpoint; the views of the ``shown`` paths are kept for the figures. Without a
     checkpoint, the archive or a feature map, no maps: ``note`` says why."""
     table = predictions[["path", "true", "pred"]].reset_index(drop=True)
-    table = table.assign(true_mask=[MASK_STATES[m] for m in table["true"] // 6 % 3])
+    table = table.assign(true_mask=[MASK_STATES[m] for m in decode(table["true"].to_numpy())[0]])
     table = table.assign(face_share=np.nan, face_area=np.nan, empty_map=np.nan)
     checkpoint = read_summary(run_dir).get("best_ckpt")
     if not checkpoint or not (Path(run_dir) / checkpoint).is_file():
