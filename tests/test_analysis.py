@@ -11,13 +11,10 @@ import pytest
 from PIL import Image
 
 from mask_age_gender.labels import NUM_CLASSES, AgeGroup, Gender, Mask, attribute_name, encode
-from mask_age_gender.results import attention_plots, plots
 from mask_age_gender.results.error_analysis import CATEGORIES, analyse
-from mask_age_gender.results.run_report import write_error_analysis
+from mask_age_gender.results.run_report import FIGURES, write_error_analysis
 
 from .tiny_runs import FINISHED, tiny_sweep
-
-FIGURES = (*plots.FIGURES, *attention_plots.FIGURES)  # every PNG of a run's analysis
 
 WEAR, INC, NOT = Mask.WEAR, Mask.INCORRECT, Mask.NOT_WEAR
 M, F = Gender.MALE, Gender.FEMALE

@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 
 from mask_age_gender.data.archive import read_eval, read_train
 from mask_age_gender.data.dataset import FaceDataset, load_rgb
+from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
 from mask_age_gender.data.face_crop import FaceCrop, crop_window
 from mask_age_gender.data.photo_boxes import FaceBoxesMissing
 from mask_age_gender.data.stats import stats_key
@@ -30,7 +31,6 @@ from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
 
-TRUE_BOXES = "face_boxes_true.csv"
 PHOTO = np.arange(64 * 48 * 3, dtype=np.uint32).reshape(64, 48, 3).astype(np.uint8)  # H×W
 CENTRE = {"_target_": "albumentations.CenterCrop", "height": 350, "width": 250}
 
@@ -114,7 +114,7 @@ def test_the_cache_and_statistics_keys_change_with_the_margin_and_the_boxes(
 
 
 def true_boxes(archive: Path) -> pd.DataFrame:
-    return pd.read_csv(archive / TRUE_BOXES)
+    return pd.read_csv(archive / TRUE_BOXES_FILE)
 
 
 def test_the_synthetic_archive_writes_the_true_box_of_every_photo(archive: Path) -> None:
@@ -179,7 +179,7 @@ def hand_crop(archive: Path, path: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def face_run(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("faces") / "run"
-    boxes = archive / TRUE_BOXES
+    boxes = archive / TRUE_BOXES_FILE
     overrides = [
         "transform=face_crop",
         f"data.face_boxes={boxes}",
@@ -204,7 +204,7 @@ def test_a_face_crop_run_trains_predicts_and_ensembles_on_the_crops(
     archive: Path, face_run: Path, tmp_path: Path
 ) -> None:
     summary = pd.read_json(face_run / "summary.json", typ="series")
-    assert summary["face_boxes"] == str((archive / TRUE_BOXES).resolve())
+    assert summary["face_boxes"] == str((archive / TRUE_BOXES_FILE).resolve())
     assert summary["faces_found"] == summary["faces_photos"] == 7 * 33  # every photo
     ckpt = face_run / "checkpoints" / "best.ckpt"
     module = load_classifier(ckpt)
@@ -238,7 +238,7 @@ def test_mistakes_show_the_crop_the_network_saw(face_run: Path, archive: Path) -
 def test_predict_on_an_archive_without_boxes_detects_them_first(
     archive_copy: Path, face_run: Path, tmp_path: Path
 ) -> None:
-    (archive_copy / TRUE_BOXES).unlink()
+    (archive_copy / TRUE_BOXES_FILE).unlink()
     shutil.rmtree(archive_copy / ".cache", ignore_errors=True)
     ckpt = face_run / "checkpoints" / "best.ckpt"
     output = tmp_path / "submission.csv"

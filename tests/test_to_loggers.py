@@ -13,14 +13,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from wandb.proto import wandb_internal_pb2
 
-from mask_age_gender.results import attention_plots, plots
+from mask_age_gender.results.run_report import FIGURES
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
 
 SCORES = ("val_f1", "val_f1_ci_low", "val_f1_ci_high", "val_f1_mask", "val_loss", "best_epoch")
 SCORES += ("val_cam_face_share",)
-FIGURES = (*plots.FIGURES, *attention_plots.FIGURES)
 FIGURE_TAGS = {f"analysis/{Path(name).stem}" for name in FIGURES}
 BOTH = "logger=[tensorboard,wandb]"  # two options of the logger group, merged (csv kept)
 

@@ -132,6 +132,14 @@ def boxes_of(boxes: pd.DataFrame, paths: Iterable[str | Path], root: str | Path)
     return aligned.reset_index(drop=True)[[*COLUMNS[1:], "listed"]]
 
 
+def box_rows(aligned: pd.DataFrame) -> np.ndarray:
+    """N × 4 rows ``x1, y1, x2, y2`` of a :func:`boxes_of` table, NaN where no face was found
+    (or the photo is not listed)."""
+    rows = aligned[list(BOX)].to_numpy(np.float64, copy=True)
+    rows[~aligned["found"].to_numpy(bool)] = np.nan
+    return rows
+
+
 # --- checks: each problem is (row, message) so that the error lists them in file order
 
 

@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mask_age_gender.data.face_boxes import boxes_of, default_boxes_path, read_face_boxes
+from mask_age_gender.data.face_boxes import (
+    box_rows,
+    boxes_of,
+    default_boxes_path,
+    read_face_boxes,
+)
 from mask_age_gender.data.face_detect import detect_archive
 from mask_age_gender.errors import UserMistake
 
@@ -92,7 +97,6 @@ def boxes_for(
             f"{source}: no face found in any of the {len(paths)} {what}; a face-crop model "
             "would see centre crops only: give data.face_boxes=FILE from another detector"
         )
-    rows = aligned[["x1", "y1", "x2", "y2"]].to_numpy(np.float64, copy=True)
-    rows[~found] = np.nan
+    rows = box_rows(aligned)
     log.info("face_crop: %d of %d %s without a face: centre crop", (~found).sum(), len(paths), what)
     return rows

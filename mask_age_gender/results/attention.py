@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 
 from mask_age_gender.data.dataset import FaceDataset, load_rgb
 from mask_age_gender.data.face_boxes import (
-    BOX,
     TRUE_BOXES_FILE,
+    box_rows,
     boxes_of,
     default_boxes_path,
     read_face_boxes,
@@ -248,13 +248,9 @@ def _attend(
 def face_boxes(boxes_file: Path | None, paths: list[str], root: str) -> np.ndarray:
     """N × 4 face boxes of the photos in their own pixels, NaN where none (no file, no row,
     no face found)."""
-    rows = np.full((len(paths), 4), np.nan)
     if boxes_file is None:
-        return rows
-    aligned = boxes_of(read_face_boxes(boxes_file, root), paths, root)
-    found = (aligned["listed"] & aligned["found"]).to_numpy(bool)
-    rows[found] = aligned.loc[found, list(BOX)].to_numpy(np.float64)
-    return rows
+        return np.full((len(paths), 4), np.nan)
+    return box_rows(boxes_of(read_face_boxes(boxes_file, root), paths, root))
 
 
 class MaskedViews(Dataset):

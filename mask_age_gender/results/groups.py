@@ -186,22 +186,25 @@ def pick_baseline(table: pd.DataFrame, ledger: pd.DataFrame, keys: list[str], te
 def with_deltas(table: pd.DataFrame, ledger: pd.DataFrame, base: int) -> pd.DataFrame:
     """``DELTAS`` of each configuration against row ``base``, paired on seed and fold; and
     ``SHARE_DELTAS``, the same for the face share, where any run has one."""
-    columns = list(DELTAS)
+    metrics = ["val_f1"]
     if SHARE in ledger and ledger[SHARE].notna().any():
-        columns += SHARE_DELTAS
-    runs = {idx: ledger.loc[table.at[idx, "_index"]] for idx in table.index}
+        metrics.append(SHARE)
+    base_runs = ledger.loc[table.at[base, "_index"]]
+    references = {metric: paired_scores(base_runs, metric) for metric in metrics}
     rows = []
     for idx in table.index:
         if idx == base:
             rows.append({"n_pairs": pd.NA})
             continue
-        pairs, mean, low, high = paired_delta(runs[idx], runs[base], "val_f1")
+        runs = ledger.loc[table.at[idx, "_index"]]
+        pairs, mean, low, high = paired_delta(runs, references["val_f1"], "val_f1")
         row = {"n_pairs": pairs, "delta_mean": mean, "delta_ci_low": low, "delta_ci_high": high}
         row["excludes_0"] = pd.NA if np.isnan(low) else low > 0 or high < 0
-        if SHARE_DELTAS[0] in columns:
-            share = paired_delta(runs[idx], runs[base], SHARE)[1:]
+        if SHARE in references:
+            share = paired_delta(runs, references[SHARE], SHARE)[1:]
             row |= dict(zip(SHARE_DELTAS, share, strict=True))
         rows.append(row)
+    columns = [*DELTAS, *(SHARE_DELTAS if SHARE in references else ())]
     deltas = pd.DataFrame(rows, index=table.index, columns=columns)
     deltas["n_pairs"] = deltas["n_pairs"].astype("Int64")
     deltas["excludes_0"] = deltas["excludes_0"].astype("boolean")
@@ -210,12 +213,13 @@ def with_deltas(table: pd.DataFrame, ledger: pd.DataFrame, base: int) -> pd.Data
 
 
 def paired_delta(
-    runs: pd.DataFrame, base: pd.DataFrame, metric: str
+    runs: pd.DataFrame, reference: pd.Series, metric: str
 ) -> tuple[int, float, float, float]:
-    """Pairs, mean difference and its 95 % t-interval of ``metric``, ``runs`` minus ``base``,
-    matched on seed and fold (runs without a partner or a value left out)."""
+    """Pairs, mean difference and its 95 % t-interval of ``metric``, ``runs`` minus the
+    baseline's ``reference`` (its :func:`paired_scores`), matched on seed and fold (runs
+    without a partner or a value left out)."""
     pairs = paired_scores(runs, metric).to_frame("other")
-    pairs = pairs.join(paired_scores(base, metric).rename("base"), how="inner").dropna()
+    pairs = pairs.join(reference.rename("base"), how="inner").dropna()
     low, high = paired_interval(pairs["other"], pairs["base"])
     return len(pairs), (pairs["other"] - pairs["base"]).mean(), low, high
 

@@ -26,6 +26,7 @@ from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, tax
 from mask_age_gender.results.run_reader import read_summary, run_config
 
 MISSING = "-"  # how a missing value shows in a Markdown table
+FIGURES = (*plots.FIGURES, *attention_plots.FIGURES)  # every PNG a run's analysis writes
 
 
 def write_error_analysis(

@@ -2,8 +2,8 @@
 
 ``publish_analysis(loggers, run_dir, summary)`` gives each logger of the run its share of what
 is already in the run directory (``summary.json``'s scores, ``report.md``, ``errors.json`` and
-the PNGs of ``plots.FIGURES`` and ``attention_plots.FIGURES``; whatever of the analysis
-exists, so ``error_analysis=false`` publishes the scores alone):
+the PNGs of ``run_report.FIGURES``; whatever of the analysis exists, so
+``error_analysis=false`` publishes the scores alone):
 
 - W&B: the scores in the run summary, each figure as an image, the per-class table as a
   ``wandb.Table``, ``report.md`` as a file of the run; then the run is finished, so an offline
@@ -27,7 +27,7 @@ from PIL import Image
 from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from mask_age_gender.files import ERRORS, REPORT
-from mask_age_gender.results import attention_plots, plots
+from mask_age_gender.results.run_report import FIGURES
 
 # summary.json keys that go to the trackers as the run's final scores
 SCORES = (
@@ -41,8 +41,7 @@ def publish_analysis(loggers: Iterable[Logger], run_dir: Path, summary: dict[str
     """Give every W&B and TensorBoard logger the run's scores and analysis, then close it."""
     run_dir = Path(run_dir)
     scores = {key: summary[key] for key in SCORES if summary.get(key) is not None}
-    names = (*plots.FIGURES, *attention_plots.FIGURES)
-    figures = {Path(name).stem: run_dir / name for name in names}
+    figures = {Path(name).stem: run_dir / name for name in FIGURES}
     figures = {name: path for name, path in figures.items() if path.is_file()}
     report = run_dir / REPORT
     errors = run_dir / ERRORS
