@@ -67,12 +67,16 @@ def fused_or_foreach(factory: Any, device: torch.device, options: dict[str, Any]
 def build_scheduler(
     optimizer: Optimizer, options: dict[str, Any], total_steps: int
 ) -> dict[str, Any] | None:
-    """Lightning's scheduler dict for the ``scheduler`` config, or None for a constant rate."""
+    """Lightning's scheduler dict for the ``scheduler`` config, or None for a constant rate.
+    A ``max_lr`` left null (``onecycle``) is the optimizer's rate as built, after
+    ``reference_batch`` has scaled it."""
     if not options.get("scheduler"):
         return None
     factory = instantiate(options["scheduler"])
-    takes_steps = "total_steps" in inspect.signature(factory).parameters
-    kwargs = {"total_steps": total_steps} if takes_steps else {}
+    accepts = inspect.signature(factory).parameters
+    kwargs: dict[str, Any] = {"total_steps": total_steps} if "total_steps" in accepts else {}
+    if "max_lr" in accepts and options["scheduler"].get("max_lr") is None:
+        kwargs["max_lr"] = [group["lr"] for group in optimizer.param_groups]
     return {
         "scheduler": factory(optimizer=optimizer, **kwargs),
         "interval": options.get("interval", "epoch"),
