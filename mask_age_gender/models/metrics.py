@@ -1,8 +1,10 @@
-"""Task metrics with torchmetrics: macro F1 and accuracy over 18 classes, macro F1 per task.
+"""Task metrics: macro F1 and accuracy over 18 classes, macro F1 per task, and the losses.
 
-Per-task scores come from the decoded 18-class prediction, so both heads are scored alike.
-Per-head losses (``loss_mask``, ``loss_gender``, ``loss_age``) are kept for the tasks named in
-``loss_tasks`` (the multi head's). Under DDP torchmetrics gathers the states, so scores and
+All scores come from one 18×18 confusion matrix, kept by hand: torchmetrics' F1 counts its own
+with ``torch.bincount``, which on a GPU reads the data's min and max to the host every update.
+Per-task scores come from the decoded 18-class prediction, so both heads are scored
+alike. Per-head losses (``loss_mask``, ``loss_gender``, ``loss_age``) are kept for the tasks named
+in ``loss_tasks`` (the multi head's). Under DDP torchmetrics sums the states, so scores and
 losses cover the whole validation set.
 """
 
@@ -14,8 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from torch import nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import MeanMetric, Metric
 
 from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
 
@@ -31,6 +32,55 @@ class WeightedMean(MeanMetric):
         self.weight += weight.sum()
 
 
+def macro_f1(matrix: torch.Tensor) -> torch.Tensor:
+    """Macro F1 of a confusion matrix (rows true, columns predicted) over the classes that occur
+    among the targets or the predictions, as torchmetrics and sklearn average; 0 if none do."""
+    tp = matrix.diagonal()
+    wrong = matrix.sum(0) + matrix.sum(1) - 2 * tp  # false positives + false negatives
+    seen = (tp + wrong) > 0
+    f1 = 2 * tp / (2 * tp + wrong).clamp(min=1)
+    return (f1 * seen).sum() / seen.sum().clamp(min=1)
+
+
+class Confusion(Metric):
+    """Counts of (true, predicted) 18-class pairs; ``compute`` gives the scores from them."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        matrix = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
+        self.add_state("matrix", matrix, dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        pairs = target.long() * NUM_CLASSES + preds.long()  # no shape or read that needs the data
+        self.matrix.view(-1).index_add_(0, pairs, torch.ones_like(pairs))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        matrix = self.matrix
+        scores = {"f1": macro_f1(matrix), "acc": matrix.trace() / matrix.sum().clamp(min=1)}
+        classes = decode(torch.arange(NUM_CLASSES, device=matrix.device))
+        for (task, n), label in zip(TASK_CLASSES.items(), classes, strict=True):
+            rows = matrix.new_zeros(n, NUM_CLASSES).index_add_(0, label, matrix)
+            scores[f"f1_{task}"] = macro_f1(matrix.new_zeros(n, n).index_add_(1, label, rows))
+        return {name: value.float() for name, value in scores.items()}
+
+
+OLD_SCORES = ("f1", "acc", "task_f1")  # the torchmetrics modules ``Confusion`` replaced
+
+
+def _drop_old_scores(module: TaskMetrics, state_dict: dict, prefix: str, *_) -> None:
+    """Checkpoints from before ``Confusion`` kept torchmetrics' per-class counts, which cannot
+    rebuild the matrix: dropped, so their models still load (an epoch resumed midway from one
+    scores only its remaining batches)."""
+    old = [k for k in state_dict if k.startswith(tuple(f"{prefix}{n}." for n in OLD_SCORES))]
+    for key in old:
+        del state_dict[key]
+    matrix = f"{prefix}confusion.matrix"
+    if old and matrix in module.state_dict(prefix=prefix):  # persistent: a fresh count
+        state_dict.setdefault(matrix, torch.zeros_like(module.confusion.matrix))
+
+
 class TaskMetrics(nn.Module):
     """``f1``, ``acc``, ``f1_mask``, ``f1_gender``, ``f1_age`` (and ``loss`` when given, and
     ``loss_<task>`` for each of ``loss_tasks``: the unweighted per-task loss of
@@ -41,25 +91,16 @@ class TaskMetrics(nn.Module):
 
     def __init__(self, persistent: bool = False, sync: bool = True, loss_tasks: Iterable[str] = ()):
         super().__init__()
-        # no checks of the inputs per update: each would make the CPU wait for the GPU (labels
-        # are checked when the archive is read; a non-finite loss stops the run before these)
         options = {"sync_on_compute": sync}
-        scores = {**options, "validate_args": False}
-        self.f1 = MulticlassF1Score(NUM_CLASSES, average="macro", **scores)
-        self.acc = MulticlassAccuracy(NUM_CLASSES, average="micro", **scores)
-        self.task_f1 = nn.ModuleDict(
-            {
-                task: MulticlassF1Score(n, average="macro", **scores)
-                for task, n in TASK_CLASSES.items()
-            }
-        )
+        self.confusion = Confusion(**options)
         self.loss = WeightedMean(**options)
         self.task_loss = nn.ModuleDict({task: WeightedMean(**options) for task in loss_tasks})
         for metric in self._metrics():
             metric.persistent(persistent)
+        self.register_load_state_dict_pre_hook(_drop_old_scores)
 
-    def _metrics(self) -> list:
-        return [self.f1, self.acc, *self.task_f1.values(), self.loss, *self.task_loss.values()]
+    def _metrics(self) -> list[Metric]:
+        return [self.confusion, self.loss, *self.task_loss.values()]
 
     def update(
         self,
@@ -68,7 +109,8 @@ class TaskMetrics(nn.Module):
         loss: torch.Tensor | None = None,
         task_losses: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
-        """``task_losses``: this batch's loss of each of ``loss_tasks`` (other tasks ignored)."""
+        """``preds``: 18-class labels. ``task_losses``: this batch's loss of each of
+        ``loss_tasks`` (other tasks ignored)."""
         # the mean over photos: a short last batch weighs less (the weight made on the device,
         # not copied there from the host)
         if loss is not None:
@@ -77,14 +119,10 @@ class TaskMetrics(nn.Module):
             for task, metric in self.task_loss.items():
                 value = task_losses[task].detach()
                 metric.update(value, weight=value.new_full((), len(target)))
-        self.f1.update(preds, target)
-        self.acc.update(preds, target)
-        for metric, p, t in zip(self.task_f1.values(), decode(preds), decode(target), strict=True):
-            metric.update(p, t)
+        self.confusion.update(preds, target)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        scores = {"f1": self.f1.compute(), "acc": self.acc.compute()}
-        scores |= {f"f1_{task}": metric.compute() for task, metric in self.task_f1.items()}
+        scores = dict(self.confusion.compute())
         if self.loss.update_count:
             scores["loss"] = self.loss.compute()
         scores |= {
