@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from mask_age_gender.errors import mistakes_as_messages
 from mask_age_gender.inference.prediction import predict_archive
+from mask_age_gender.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
@@ -24,4 +25,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_resolvers()  # before Hydra composes: the configs use them
     main()

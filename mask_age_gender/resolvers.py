@@ -3,6 +3,8 @@ registered by ``register_resolvers()``: the commands call it before Hydra compos
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -68,21 +70,41 @@ def hydra_subdir(resume: str | None, ckpt_path: str | None) -> str:
     return ".hydra" if resume_dir(resume, ckpt_path, "") == "" else ".hydra-resumed"
 
 
+CACHE_ENV = "MASK_AGE_GENDER_CACHE"  # where a user (or a cluster's job script) moves the caches
+
+
+def cache_home() -> str:
+    """``paths.cache_dir``: the user's cache folder for this project, outside every archive (which
+    may sit on read-only shared storage): ``$MASK_AGE_GENDER_CACHE``, else
+    ``$XDG_CACHE_HOME/mask_age_gender``, else ``~/.cache/mask_age_gender``."""
+    if os.environ.get(CACHE_ENV):
+        return str(Path(os.environ[CACHE_ENV]).expanduser())
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return str(Path(base).expanduser() / "mask_age_gender")
+
+
+def archive_cache(home: str, root: str | None) -> str | None:
+    """``data.cache_dir``: one archive's folder in the cache ``home``, named after the archive and
+    a hash of its absolute path (``archives/<name>-<hash>``): two archives never share a boxes
+    file, and the archive itself is never written. None without an archive (``predict``)."""
+    if root is None:
+        return None
+    resolved = Path(root).expanduser().resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    return str(Path(home) / "archives" / f"{resolved.name}-{digest}")
+
+
 RESOLVERS = {
     "mixed_precision": mixed_precision,  # trainer.precision
     "resume_dir": resume_dir,  # hydra.run.dir
     "hydra_subdir": hydra_subdir,  # hydra.output_subdir
     "sweep_subdir": sweep_subdir,  # hydra.sweep.subdir
+    "cache_home": cache_home,  # paths.cache_dir
+    "archive_cache": archive_cache,  # data.cache_dir
 }
 
 
 def register_resolvers() -> None:
     """Make the resolvers known to OmegaConf (again: replacing is harmless)."""
-    OmegaConf.register_new_resolver("mixed_precision", mixed_precision, replace=True)
-    OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)  # hydra.run.dir
-    OmegaConf.register_new_resolver(
-        "hydra_subdir", hydra_subdir, replace=True
-    )  # hydra.output_subdir
-    OmegaConf.register_new_resolver(
-        "sweep_subdir", sweep_subdir, replace=True
-    )  # hydra.sweep.subdir
+    for name, resolver in RESOLVERS.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 
 from mask_age_gender.config import CONF, compose_config  # noqa: F401  (CONF: for the tests)
 from mask_age_gender.data.synthetic import generate_archive
+from mask_age_gender.resolvers import CACHE_ENV
 
 # Tiny models gain nothing from a second thread, and two threads per process stall badly when
 # the tests share the two cores with subprocess runs.
@@ -38,6 +40,20 @@ TINY = [
     "callbacks.progress_bar=null",
     "error_analysis=false",  # its plots cost seconds a run; the analysis tests turn it on
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The caches (``paths.cache_dir``: boxes, statistics, disk photos) in a folder of the
+    session's, never the user's ``~/.cache``; the commands the tests start inherit it."""
+    folder = tmp_path_factory.mktemp("user_cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
+from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.models.heads import MultiHead
 from mask_age_gender.results import attention
@@ -165,6 +166,7 @@ def test_the_maps_reach_tensorboard(archive: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     overrides = [f"data.root={archive}", "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
     overrides += ["trainer.num_sanity_val_steps=0", "error_analysis=true", "logger=tensorboard"]
+    overrides += [f"data.face_boxes={archive / TRUE_BOXES_FILE}"]
     train(compose_config([*TINY, *overrides], run))
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
@@ -207,7 +209,32 @@ def test_a_broken_boxes_file_leaves_the_run_finished_and_says_why(
     errors = write_error_analysis(run)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["val_cam_face_share"] is None
-    assert "FaceBoxesError" in summary["val_cam_note"] and str(broken) in summary["val_cam_note"]
+    assert str(broken) in summary["val_cam_note"] and "not/a/photo.jpg" in summary["val_cam_note"]
     assert errors["attention"] == {key: summary[key] for key in errors["attention"]}
-    assert "No face share: FaceBoxesError" in (run / "report.md").read_text()
+    assert f"No face share: face boxes file {broken}" in (run / "report.md").read_text()
     assert not any(key.startswith("val_cam_face_share_") for key in summary)  # none stale
+
+
+def test_an_unexpected_error_of_the_maps_is_not_hidden_in_a_note(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Path(shutil.copytree(sweep / next(iter(FINISHED)), tmp_path / "run"))
+
+    def bug(*args: object) -> None:
+        raise ZeroDivisionError("a bug in the maps")
+
+    monkeypatch.setattr(attention, "class_maps", bug)
+    with pytest.raises(ZeroDivisionError, match="a bug in the maps"):
+        write_error_analysis(run)
+
+
+def test_the_maps_take_the_boxes_the_run_would_crop_to(archive: Path, tmp_path: Path) -> None:
+    """The one rule of ``photo_boxes.boxes_file``: data.face_boxes, else the detector's file in
+    data.cache_dir; never the synthetic archive's true boxes on their own (old rule)."""
+    data = {"root": str(archive), "face_boxes": None, "cache_dir": str(tmp_path)}
+    assert attention.boxes_source({"data": data}) is None  # no file yet: no share, a note
+    detected = tmp_path / "face_boxes.csv"
+    detected.write_text("path,x1,y1,x2,y2,score,found\n")
+    assert attention.boxes_source({"data": data}) == detected
+    given = {**data, "face_boxes": str(archive / TRUE_BOXES_FILE)}
+    assert attention.boxes_source({"data": given}) == archive / TRUE_BOXES_FILE

@@ -98,7 +98,8 @@ def test_auto_cache_takes_memory_when_the_photos_fit_and_disk_when_not(
         f"data.cache=auto: disk ({need_gb:.3g} GB of photos, above the memory limit of "
         f"{0.95 * need_gb:.3g} GB: 0.5 of {1.9 * need_gb:.1f} GB available)" in caplog.text
     )
-    assert len(list(cache_dir.rglob("*.npy"))) == 16  # the first batch's photos
+    assert len(list(cache_dir.rglob("*.npy"))) == photos  # every stage's, by prepare_data
+    assert "photo cache: preparing 161 train photos" in caplog.text  # 30 people less 7 in val
 
     caplog.clear()  # data.cache_max_gb caps the budget too
     monkeypatch.setattr(photo_cache, "available_memory_gb", lambda: 4.0)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
 from mask_age_gender.config import CONF
 from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.stats import channel_stats
+from mask_age_gender.inference.ensemble import labelled_photos, validation_photos
 
 BASE = {"normalize": "backbone", "prepare": {}, "augment": {}}
 
@@ -123,3 +126,45 @@ def test_seed_varies_training_and_split_seed_the_people(archive: Path) -> None:
         list(iter(datamodule(archive, seed=seed).train_dataloader().sampler)) for seed in (1, 2)
     ]
     assert orders[0] != orders[1]
+
+
+def test_label_corrections_change_labels_not_the_validation_people(
+    archive: Path, tmp_path: Path
+) -> None:
+    """The folds are drawn from the archive's own labels: a run with ``label_overrides``
+    validates on the people a run without validates on, with the corrected labels; and the
+    ensemble's split of a checkpoint (``validation_photos``) agrees with its training."""
+    plain = datamodule(archive)
+    table = pd.concat([plain.train_table, plain.val_table])
+    people = table.groupby("person")[["gender", "age"]].first().iloc[::3]  # 10 of 30
+    fixes = pd.DataFrame(
+        {
+            "person": people.index,
+            "gender": np.where(people["gender"] == 1, "male", "female"),  # the other one
+            "age": np.where(people["age"] < 30, 70, 20),  # another age group
+        }
+    )
+    fixes.to_csv(tmp_path / "fixes.csv", index=False)
+    fixed = datamodule(archive, label_overrides=str(tmp_path / "fixes.csv"))
+    assert fixed.overrides_applied["gender"] == fixed.overrides_applied["age"] == len(people)
+    for stage in ("train", "val"):
+        before, after = getattr(plain, f"{stage}_table"), getattr(fixed, f"{stage}_table")
+        assert set(after["person"]) == set(before["person"]), stage
+        assert after["path"].tolist() == before["path"].tolist(), stage
+        labels = after.groupby("person")[["gender", "age"]].first()
+        corrected = fixes.set_index("person").reindex(labels.index).dropna()
+        assert len(corrected) > 0, stage  # corrected people on both sides
+        assert (labels.loc[corrected.index, "age"] == corrected["age"]).all(), stage
+        flipped = labels.loc[corrected.index, "gender"] != people.loc[corrected.index, "gender"]
+        assert flipped.all(), stage
+    module = SimpleNamespace(hparams=SimpleNamespace(config=checkpoint_config(fixed)))
+    val = validation_photos(labelled_photos(module), module)
+    pd.testing.assert_frame_equal(val, fixed.val_table)
+
+
+def checkpoint_config(dm: FaceDataModule) -> dict:
+    """The ``data`` and ``transform`` config a checkpoint of ``dm``'s run would keep."""
+    data = {**DEFAULTS, "_target_": DATA["_target_"], "root": str(dm.root), "seed": 42}
+    data |= {"cache": "none", "cache_dir": None, "image_size": [32, 24], "num_workers": 0}
+    data |= {"mean": [0.5] * 3, "std": [0.5] * 3, "label_overrides": dm.label_overrides}
+    return {"data": data, "transform": BASE}

@@ -5,7 +5,7 @@ detects them, and refuses boxes it cannot use."""
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.prediction import predict_archive
 from mask_age_gender.inference.proba import eval_loader
+from mask_age_gender.resolvers import CACHE_ENV, archive_cache
 from mask_age_gender.results.error_analysis import analyse_run
 from mask_age_gender.results.plots import face_crop_figure, network_view
 from mask_age_gender.train import train
@@ -239,11 +240,11 @@ def test_predict_on_an_archive_without_boxes_detects_them_first(
     archive_copy: Path, face_run: Path, tmp_path: Path
 ) -> None:
     (archive_copy / TRUE_BOXES_FILE).unlink()
-    shutil.rmtree(archive_copy / ".cache", ignore_errors=True)
     ckpt = face_run / "checkpoints" / "best.ckpt"
     output = tmp_path / "submission.csv"
     predict_archive(predict_config(archive_copy, output, f"ckpt={ckpt}"))
-    detected = pd.read_csv(archive_copy / ".cache" / "face_boxes.csv")
+    cache = Path(archive_cache(os.environ[CACHE_ENV], str(archive_copy)))
+    detected = pd.read_csv(cache / "face_boxes.csv")  # the archive's folder of the user cache
     assert len(detected) == 7 * 33 and output.is_file()
 
 

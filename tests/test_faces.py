@@ -27,6 +27,7 @@ from mask_age_gender.data.face_boxes import (
 )
 from mask_age_gender.data.face_detect import detect_archive, detect_faces
 from mask_age_gender.errors import UserMistake
+from mask_age_gender.resolvers import CACHE_ENV, archive_cache
 
 HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # 512×600
 # Hand-checked on the photo: cheek to cheek, from below the cap's brim to the chin.
@@ -206,7 +207,8 @@ def test_command_writes_a_row_for_every_photo(archive_copy: Path, tmp_path: Path
     cwd.mkdir()
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    out = archive_copy / ".cache" / "face_boxes.csv"  # the default: in data.cache_dir
+    cache = archive_cache(os.environ[CACHE_ENV], str(archive_copy))  # data.cache_dir's default
+    out = Path(cache) / "face_boxes.csv"
     boxes = read_face_boxes(out, archive_copy)  # a file the reader accepts
     photos = archive_photos(archive_copy)
     assert boxes["path"].tolist() == photos["path"].tolist()  # every photo, archive order

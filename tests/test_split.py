@@ -66,3 +66,25 @@ def test_split_is_deterministic_for_a_seed() -> None:
 def test_bad_fold_settings_are_refused(n_folds: int, fold: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         split_by_person(photo_table(20), n_folds, fold, seed=0)
+
+
+def test_corrected_labels_keep_the_folds_of_the_archive_labels() -> None:
+    """``strata``: the archive's own labels draw the folds, the photos keep the corrected
+    labels; corrections that would reshuffle folds drawn from them move no one."""
+    archive = photo_table(200)
+    changed = archive["person"].isin(archive["person"].unique()[::4])  # 50 people
+    corrected = archive.copy()
+    corrected.loc[changed, "gender"] = 1 - corrected.loc[changed, "gender"]
+    corrected.loc[changed, "age_group"] = (corrected.loc[changed, "age_group"] + 1) % 3
+    for fold in range(5):
+        expected = split_by_person(archive, 5, fold, seed=3)
+        got = split_by_person(corrected, 5, fold, seed=3, strata=archive)
+        for old, new in zip(expected, got, strict=True):
+            assert new["person"].tolist() == old["person"].tolist()
+            assert new.equals(
+                corrected[corrected["person"].isin(old["person"])].reset_index(drop=True)
+            )
+    moved = split_by_person(corrected, 5, 0, seed=3)[1]  # folds drawn from the corrections
+    assert set(moved["person"]) != set(split_by_person(archive, 5, 0, seed=3)[1]["person"])
+    with pytest.raises(ValueError, match="10 people have no fold"):
+        split_by_person(corrected, 5, 0, seed=3, strata=archive[archive["person"] >= "p0010"])

@@ -9,6 +9,7 @@ border of each photo differs from its centre, so a crop changes the statistics.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -153,3 +154,23 @@ def test_photos_of_different_sizes_weigh_by_their_pixels(tmp_path: Path) -> None
     mean, std = channel_stats(["a", "b"], pipeline(PLAIN), None, lambda i: prepared[i])
     assert np.allclose(mean, 4 / 20, atol=1e-6)  # photo-weighted would say 0.5
     assert np.allclose(std, np.sqrt(0.2 * 0.8), atol=1e-6)
+
+
+def test_a_replaced_photo_computes_the_statistics_afresh(tmp_path: Path) -> None:
+    """The cache key has each photo's size and modification time, as the photo cache's: a
+    photo replaced under the same name never gets the statistics of the one it replaced."""
+    rng = np.random.default_rng(1)
+    paths = [str(tmp_path / f"{k}.png") for k in range(4)]
+    for path in paths:
+        cv2.imwrite(path, rng.integers(0, 256, (*PHOTO, 3), dtype=np.uint8))
+    cache = tmp_path / "cache"
+    before = channel_stats(paths, pipeline(PLAIN), cache)
+    replaced = Path(paths[0]).stat()
+    cv2.imwrite(paths[0], np.full((*PHOTO, 3), (250, 5, 128), np.uint8))  # other pixels
+    os.utime(paths[0], ns=(replaced.st_atime_ns, replaced.st_mtime_ns + 10**9))
+    after = channel_stats(paths, pipeline(PLAIN), cache)
+    fresh = channel_stats(paths, pipeline(PLAIN), None)
+    assert after == fresh
+    assert not np.allclose(after[0], before[0], atol=1e-3), (after, before)
+    assert not np.allclose(after[1], before[1], atol=1e-3), (after, before)
+    assert len(list(cache.glob("stats-*.json"))) == 2

@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from wandb.proto import wandb_internal_pb2
 
+from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
 from mask_age_gender.results.run_report import FIGURES
 from mask_age_gender.train import train
 
@@ -35,6 +36,7 @@ def run(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         env.setenv("WANDB_DIR", str(run_dir.parent / "wandb_dir"))
         overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
         overrides += ["trainer.num_sanity_val_steps=0", "error_analysis=true", BOTH]
+        overrides += [f"data.face_boxes={archive / TRUE_BOXES_FILE}"]  # the maps' boxes
         train(compose_config([*TINY, f"data.root={archive}", *overrides], run_dir))
     return run_dir
 

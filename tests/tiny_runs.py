@@ -15,6 +15,7 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
 from mask_age_gender.train import train
 
 from .conftest import SEARCHPATH, TINY, compose_config
@@ -35,6 +36,7 @@ def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if archive not in _sweeps:
         sweep = tmp_path_factory.mktemp("multirun") / "sweep"
         base = [*TINY, f"data.root={archive}", "trainer.num_sanity_val_steps=0"]
+        base.append(f"data.face_boxes={archive / TRUE_BOXES_FILE}")  # the maps' boxes
         for name, overrides in FINISHED.items():
             train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
         write_started_run(sweep / CRASHED, [f"data.root={archive}", "model=test_vit"])

@@ -10,7 +10,8 @@ trains on the same pixels as an uncached one.
 - ``disk``: one ``.npy`` per photo under ``data.cache_dir``, named by a hash of the photo's
   path, size and modification time, of the prepare settings and of what else the photo's
   pixels depend on (its face box, for a face crop): a changed photo, setting or box gets a
-  new file, never stale pixels. It lasts across runs (a sweep decodes once).
+  new file, never stale pixels. It lasts across runs (a sweep decodes once), and is filled
+  before training by ``FaceDataModule.prepare_data`` (:func:`fill_disk_cache`).
 - ``auto`` (the default, :func:`choose_cache`): ``memory`` when every stage's photos fit the
   memory limit, ``disk`` otherwise, said in one log line.
 
@@ -32,10 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from torch import Generator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from mask_age_gender.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
+FILL_BATCH = 64  # photos a loader task when filling the disk cache
 CACHE_MODES = ("none", "memory", "disk")
 CACHE_CHOICES = (*CACHE_MODES, "auto")
 GB = 1e9
@@ -174,6 +179,36 @@ class PhotoCache:
             text += f"|{self.tags[index]}"
         return hashlib.sha1(text.encode()).hexdigest()
 
+    def missing(self) -> list[int]:
+        """The photos a disk cache has no file for yet (none for the other modes)."""
+        if self.mode != "disk":
+            return []
+        files = (self.directory / f"{self._file_key(i)}.npy" for i in range(len(self.paths)))
+        return [i for i, file in enumerate(files) if not file.is_file()]
+
+    def fill(self, indices: Sequence[int]) -> int:
+        """Prepare and cache the photos ``indices``; how many (a loader's ``collate_fn``)."""
+        for index in indices:
+            self(index)
+        return len(indices)
+
     def summary(self) -> dict[str, float]:
         """How much memory the cache holds (0 for none and disk)."""
         return {"cache_gb": round(self.nbytes / GB, 4) if self.mode == "memory" else 0.0}
+
+
+def fill_disk_cache(cache: PhotoCache, workers: int, what: str) -> None:
+    """Write every photo a disk cache lacks, in ``workers`` loader processes, with a bar on a
+    terminal: one-time work (``FaceDataModule.prepare_data``), so that training's first epoch
+    and the other DDP processes only read. Each file is written whole (another process writing
+    the same photo at once writes the same bytes)."""
+    missing = cache.missing()
+    if not missing:
+        return
+    log.info("photo cache: preparing %d %s photos into %s", len(missing), what, cache.directory)
+    loader = DataLoader(  # its own generator: the global RNG, the model's, stays untouched
+        missing, FILL_BATCH, num_workers=workers, collate_fn=cache.fill, generator=Generator()
+    )
+    with tqdm(total=len(missing), desc=f"disk cache ({what})", unit="photo", disable=None) as bar:
+        for done in loader:
+            bar.update(done)

@@ -15,10 +15,10 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from mask_age_gender.data.archive import read_archive, relabel
-from mask_age_gender.data.cache import check_cache_choice, choose_cache
+from mask_age_gender.data.cache import check_cache_choice, choose_cache, fill_disk_cache
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.label_fixes import apply_overrides, read_overrides
-from mask_age_gender.data.photo_boxes import boxes_for, face_boxes_table
+from mask_age_gender.data.photo_boxes import boxes_for, detect_missing, face_boxes_table
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
@@ -98,32 +98,70 @@ class FaceDataModule(pl.LightningDataModule):
         self.train_table: pd.DataFrame | None = None
         self.val_table: pd.DataFrame | None = None
         self.eval_table: pd.DataFrame | None = None
+        self.archive_table: pd.DataFrame | None = None  # labelled as the archive says: the folds'
         self._resume: dict[str, int] | None = None  # where a restored checkpoint left training
+        self._set_up = False
+        self._stats: tuple[list[float], list[float]] | None = None  # train_stats, once
         # transform=face_crop: data.face_boxes (null: the detector's file in cache_dir), read
         # once for all stages; faces found / photos per stage, for the summary
         self.face_boxes = face_boxes
         self._boxes: tuple[pd.DataFrame, Path] | None = None
         self._faces: dict[str, tuple[int, int]] = {}
 
+    def prepare_data(self) -> None:
+        """The one-time work, whose results every process then reads from ``cache_dir``: the
+        face boxes detected where missing (``transform=face_crop``), the training set's mean
+        and std (``normalize: train_stats``), the disk cache filled (``data.cache=disk``).
+
+        Lightning calls it in the node's first process while the others wait; ``train.py``
+        calls it before it builds the model, whose normalisation depends on it. Each step skips
+        what is done and writes its files whole, under a lock where two processes could write
+        one file (ranks that srun or torchrun start together, a sweep's jobs sharing a cache),
+        so the work is done once. Nothing is written under ``root``."""
+        self._read()
+        if self._pipeline("train").crops_faces:
+            tables = (self.train_table, self.val_table, self.eval_table)
+            photos = [p for t in tables if t is not None for p in t["path"]]
+            detect_missing(self.root, self.face_boxes, self.cache_dir, photos)
+        if self.transform["normalize"] == "train_stats":
+            self._train_stats()
+        if self._cache_mode() == "disk":
+            for stage, table in self._stages().items():
+                fill_disk_cache(self._dataset(stage, table).photos, self.num_workers, stage)
+
     def setup(self, stage: str | None = None) -> None:
-        """Read, check and split once; later calls reuse the tables."""
+        """This process's state, once: the tables, and the mean/std the loaders normalise
+        with (read from where ``prepare_data`` left them)."""
+        if self._set_up:
+            return
+        self._read()
+        if self.transform["normalize"] == "train_stats":
+            self.mean, self.std = self._train_stats()
+            self._dataset("train", self.train_table).transform = self._pipeline("train")
+        self._set_up = True
+
+    def _read(self) -> None:
+        """Read, check and split the archive once per process; sets the three tables."""
         if self.train_table is not None:
             return
         train = self.read_split()
         near = near_age_boundary(train["age"], self.age_bins, self.drop_boundary_ages)
         train = train[~near].reset_index(drop=True)  # validation is never filtered
         self.train_table = relabel(train, self.train_age_bins)  # nor relabelled
-        if self.transform["normalize"] == "train_stats":
-            # through the training set's photo cache (data.cache): decoded once, kept for training
-            train_set = self._dataset("train", self.train_table)
-            self.mean, self.std = channel_stats(
-                train_set.paths,
-                train_set.transform,
-                self.cache_dir,
-                train_set.photos,
-                train_set.boxes,
+
+    def _train_stats(self) -> tuple[list[float], list[float]]:
+        """The training split's mean and std, through its photo cache (data.cache): decoded
+        once, kept for training; computed by one process, cached in ``cache_dir``."""
+        if self._stats is None:
+            train = self._dataset("train", self.train_table)
+            self._stats = channel_stats(
+                train.paths, train.transform, self.cache_dir, train.photos, train.boxes
             )
-            train_set.transform = self._pipeline("train")  # normalising with them
+        return self._stats
+
+    def _stages(self) -> dict[str, pd.DataFrame]:
+        tables = {"train": self.train_table, "val": self.val_table, "eval": self.eval_table}
+        return {stage: table for stage, table in tables.items() if table is not None}
 
     def normalization(self) -> tuple[list[float], list[float]]:
         """The input mean and std the loaders use (the training split's, once ``setup`` computed
@@ -132,19 +170,24 @@ class FaceDataModule(pl.LightningDataModule):
 
     def read_labelled(self) -> pd.DataFrame:
         """Every training photo of the archive with its labels corrected (``label_overrides``),
-        before any split; sets ``eval_table``."""
+        before any split; sets ``eval_table``, and ``archive_table``: the same photos labelled
+        as the archive says, which draw the folds (a correction moves no one to another fold)."""
         table, self.eval_table = read_archive(self.root, self.age_bins, self.verify_images)
+        self.archive_table = table
         if self.label_overrides:
             overrides = read_overrides(self.label_overrides, table["person"].unique())
             table, self.overrides_applied = apply_overrides(table, overrides, self.age_bins)
         return table
 
     def read_split(self) -> pd.DataFrame:
-        """Read the archive and split it by person; sets ``val_table`` and ``eval_table`` and
-        returns the training people's photos, all of them: what only training does to them
-        (boundary filter, age shift) comes after."""
+        """Read the archive and split it by person, the folds drawn from the archive's own
+        labels and the photos labelled with the corrections; sets ``val_table`` and
+        ``eval_table`` and returns the training people's photos, all of them: what only
+        training does to them (boundary filter, age shift) comes after."""
         table = self.read_labelled()
-        train, self.val_table = split_by_person(table, self.n_folds, self.fold, self.split_seed)
+        train, self.val_table = split_by_person(
+            table, self.n_folds, self.fold, self.split_seed, strata=self.archive_table
+        )
         return train
 
     def train_dataloader(self) -> DataLoader:
@@ -226,8 +269,7 @@ class FaceDataModule(pl.LightningDataModule):
         """The stage's dataset, built once: its photo cache outlives the loaders."""
         if stage not in self._datasets:
             labels = table["label"] if "label" in table else None
-            if self._cache_limit_gb is None:
-                self._choose_cache()
+            self._cache_mode()
             room = self._cache_limit_gb - self.cache_gb  # the limit covers all stages together
             pipeline = self._pipeline(stage)
             boxes = self._face_boxes(stage, table) if pipeline.crops_faces else None
@@ -238,19 +280,22 @@ class FaceDataModule(pl.LightningDataModule):
 
     def _face_boxes(self, stage: str, table: pd.DataFrame) -> np.ndarray:
         """The face box of each photo of a stage (``photo_boxes.py``: data.face_boxes, else the
-        detector's file, detected first where needed), NaN where no face was found."""
+        detector's file that ``prepare_data`` wrote), NaN where no face was found."""
         if self._boxes is None:
-            tables = (self.train_table, self.val_table, self.eval_table)
-            photos = [p for t in tables if t is not None for p in t["path"]]
-            self._boxes = face_boxes_table(self.root, self.face_boxes, self.cache_dir, photos)
+            self._boxes = face_boxes_table(self.root, self.face_boxes, self.cache_dir)
         boxes, source = self._boxes
         rows = boxes_for(list(table["path"]), boxes, self.root, source, f"{stage} photos")
         self._faces[stage] = (int((~np.isnan(rows[:, 0])).sum()), len(rows))
         return rows
 
-    def _choose_cache(self) -> None:
+    def _cache_mode(self) -> str:
         """``data.cache`` made concrete (``auto``: memory when all stages' photos fit the
         memory limit, else disk) and that limit, shared by the DDP processes of this machine."""
+        if self._cache_limit_gb is None:
+            self._choose_cache()
+        return self.cache
+
+    def _choose_cache(self) -> None:
         tables = (self.train_table, self.val_table, self.eval_table)
         photos = sum(len(t) for t in tables if t is not None)
         processes = (

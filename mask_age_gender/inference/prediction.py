@@ -55,9 +55,9 @@ def ensemble_proba(
     model's own), through its own transform (a face crop with ``data.face_boxes`` or the
     archive's detected boxes), in float32 on ``device``."""
     out = []
-    face_boxes = cfg.data.get("face_boxes")
+    boxes = {"face_boxes": cfg.data.get("face_boxes"), "cache_dir": cfg.data.get("cache_dir")}
     for path, module in models.items():
-        loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers, root, face_boxes)
+        loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers, root, **boxes)
         out.append(predict_proba(module, loader, device, "32-true", cfg.tta, name=path))
     return out
 

@@ -23,10 +23,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from mask_age_gender.data.dataset import FaceDataset
-from mask_age_gender.data.photo_boxes import boxes_for, face_boxes_table
+from mask_age_gender.data.photo_boxes import boxes_for, detect_missing, face_boxes_table
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.resolvers import archive_cache, cache_home
 
 log = logging.getLogger(__name__)
 TTA_MODES = ("none", "hflip")
@@ -48,11 +49,13 @@ def eval_loader(
     num_workers: int | None,
     root: str | Path | None = None,
     face_boxes: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> DataLoader:
     """The photos through the checkpoint's own deterministic transform, in ``paths`` order;
     ``num_workers=None``: as many workers as the CPUs allow. A face-crop checkpoint crops each
     photo to its box (:func:`photo_boxes`): ``root`` is the archive the photos are in (None:
-    the checkpoint's), ``face_boxes`` a boxes file for it (``predict data.face_boxes=FILE``)."""
+    the checkpoint's), ``face_boxes`` a boxes file for it (``predict data.face_boxes=FILE``),
+    ``cache_dir`` its cache folder (``predict``'s ``data.cache_dir``)."""
     data = module.hparams.config["data"]
     transform = build_transform(
         module.hparams.config["transform"],
@@ -62,7 +65,9 @@ def eval_loader(
         False,
         data["normalize_on"],
     )
-    boxes = photo_boxes(module, paths, root, face_boxes) if transform.crops_faces else None
+    boxes = (
+        photo_boxes(module, paths, root, face_boxes, cache_dir) if transform.crops_faces else None
+    )
     dataset = FaceDataset(paths, None, transform, boxes=boxes)
     workers = default_workers() if num_workers is None else num_workers
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
@@ -73,19 +78,25 @@ def photo_boxes(
     paths: list[str],
     root: str | Path | None = None,
     face_boxes: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> np.ndarray:
-    """Each photo's face box for a face-crop checkpoint (``data/photo_boxes.py``'s rule): from
-    ``face_boxes`` if given; on the archive the checkpoint trained on, from its own
-    ``data.face_boxes`` and cache folder; on another archive, from the detector's file in
-    ``<root>/.cache``, detected first where missing. Never none: refused with what to do."""
+    """Each photo's face box for a face-crop checkpoint, by the runs' rule (``photo_boxes.py``):
+    ``face_boxes`` if given; on the archive the checkpoint trained on, its own
+    ``data.face_boxes`` and cache folder; on another archive, the detector's file in
+    ``cache_dir`` (None: that archive's folder of the user cache), detected first where
+    missing. Never none: refused with what to do."""
     data = module.hparams.config["data"]
     trained = Path(data["root"]).expanduser().resolve()
     root = trained if root is None else Path(root).expanduser().resolve()
     own = root == trained  # a boxes file and cache folder belong to their archive
     if face_boxes is None and own:
         face_boxes = data.get("face_boxes")
-    cache_dir = data.get("cache_dir") if own else None
-    table, source = face_boxes_table(root, face_boxes, cache_dir, paths)
+    if own:
+        cache_dir = data.get("cache_dir")
+    elif cache_dir is None:
+        cache_dir = archive_cache(cache_home(), str(root))
+    detect_missing(root, face_boxes, cache_dir, paths)  # predict's one-time work
+    table, source = face_boxes_table(root, face_boxes, cache_dir)
     return boxes_for(paths, table, root, source, "photos to predict")
 
 

@@ -16,11 +16,13 @@ through the same crop and resize (albumentations moves a mask with its image), s
 ``sum(map × box) / sum(map)`` in the network's view. A uniform map would score the box's area
 in that view (``face_area``): the share means something only above it.
 
-Boxes: the run's ``data.face_boxes``, else the archive's true boxes (a synthetic archive's
-``face_boxes_true.csv``), else the detector's ``face_boxes.csv`` in the cache folder, the first
-that exists. A photo without a found face, whose face the crop leaves out, or whose map is all
-zero (the predicted class's score falls wherever the stage's features rise) gets no share;
-``val_cam_empty_maps`` counts the last.
+Boxes: the run's, by the rule training and ``predict`` follow (``data/photo_boxes.py``):
+``data.face_boxes``, else the detector's ``face_boxes.csv`` in ``data.cache_dir``; no maps are
+measured where that file is not there (``python -m mask_age_gender.faces`` writes it). A photo
+without a found face, whose face the crop leaves out, or whose map is all zero (the predicted
+class's score falls wherever the stage's features rise) gets no share; ``val_cam_empty_maps``
+counts the last. What the maps expect to meet (a layout they cannot map, a boxes file that is
+not there or fails its checks) becomes the summary's ``val_cam_note``; anything else fails.
 """
 
 from __future__ import annotations
@@ -41,13 +43,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from mask_age_gender.data.dataset import FaceDataset, load_rgb
-from mask_age_gender.data.face_boxes import (
-    TRUE_BOXES_FILE,
-    box_rows,
-    boxes_of,
-    default_boxes_path,
-    read_face_boxes,
-)
+from mask_age_gender.data.face_boxes import FaceBoxesError, box_rows, boxes_of, read_face_boxes
+from mask_age_gender.data.photo_boxes import boxes_file
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.proba import eval_loader
@@ -165,12 +162,9 @@ class ScoredModel(nn.Module):
 
 
 def boxes_source(config: dict[str, Any]) -> Path | None:
-    """The face boxes to measure against (see the module's docstring); None: there are none."""
-    data = config["data"]
-    root = Path(data["root"])
-    cache = data.get("cache_dir") or root / ".cache"
-    candidates = [data.get("face_boxes"), root / TRUE_BOXES_FILE, default_boxes_path(cache)]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+    """The run's face boxes file (``photo_boxes.boxes_file``); None: it is not there."""
+    path = boxes_file(config["data"].get("face_boxes"), config["data"].get("cache_dir"))
+    return path if path is not None and path.is_file() else None
 
 
 def attend_run(
@@ -178,7 +172,7 @@ def attend_run(
 ) -> Attention:
     """The maps of a run's validation photos (``predictions``: ``val_predictions.csv``) by its
     best checkpoint; the views of the ``shown`` paths are kept for the figures. Without a
-    checkpoint, the archive or a feature map, no maps: ``note`` says why."""
+    checkpoint or a feature map, no maps: ``note`` says why."""
     table = predictions[["path", "true", "pred"]].reset_index(drop=True)
     table = table.assign(true_mask=[MASK_STATES[m] for m in decode(table["true"].to_numpy())[0]])
     table = table.assign(face_share=np.nan, face_area=np.nan, empty_map=np.nan)
@@ -189,12 +183,9 @@ def attend_run(
         module = load_classifier(Path(run_dir) / checkpoint)
         boxes = boxes_source(module.hparams.config)
         return _attend(module, table, boxes, set(shown), torch.device(device))
-    except CamUnsupported as err:
+    except (CamUnsupported, FaceBoxesError) as err:  # expected: a note, the run finishes
         log.warning("no class-activation maps: %s", err)
         return Attention(table, note=str(err))
-    except Exception as err:  # a finished run stays finished, whatever its maps met
-        log.exception("no class-activation maps")
-        return Attention(table, note=f"{type(err).__name__}: {err}")
 
 
 def _attend(

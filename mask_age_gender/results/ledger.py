@@ -48,7 +48,8 @@ SCORES = (
 )
 COUNTS = ("mistakes", *CATEGORIES, "multi_attribute")
 ROW_COLUMNS = ["run", "status", *SCORES, *COUNTS, "seconds", "best_ckpt", "note"]
-VOLATILE = ("paths.", "hydra.")  # config keys that differ between any two runs by construction
+# config keys that differ between runs by construction, or name this machine's cache folder
+VOLATILE = ("paths.", "hydra.", "data.cache_dir")
 
 
 def collect_ledger(folders: Iterable[str | Path], diff: bool = False) -> pd.DataFrame:

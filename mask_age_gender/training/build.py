@@ -27,14 +27,17 @@ class DataNotFound(UserMistake, FileNotFoundError):
 
 
 def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
-    """The data module of ``config``, with the archive read, checked and split: every archive
-    problem surfaces here, before anything is written."""
+    """The data module of ``config``, prepared (its one-time work done or found done: face
+    boxes, training-set statistics, disk cache) and set up (the archive read, checked, split):
+    every archive problem surfaces here, before the run writes anything. Every process of a
+    run calls it, DDP ranks included: the statistics decide the model's normalisation."""
     data = config["data"]
     check_archive_exists(Path(data["root"]))
     mean, std = configured_normalization(config)
     datamodule: FaceDataModule = instantiate(
         {**data, "mean": mean, "std": std, "transform": config["transform"]}, _recursive_=False
     )
+    datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
 

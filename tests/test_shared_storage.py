@@ -1,0 +1,93 @@
+"""Where users run it: several DDP processes detecting faces once, and an archive on storage the
+run cannot write to (its tree compared before and after: the tests run as root, so a chmod
+would prove nothing)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
+from mask_age_gender.inference.prediction import predict_archive
+from mask_age_gender.resolvers import CACHE_ENV, archive_cache
+from mask_age_gender.train import train
+
+from .conftest import TINY, compose_config
+from .test_scale import DDP, tiny
+from .test_train import run_app
+
+DETECTED = re.compile(r"faces: detected (\d+) photos")
+READ = re.compile(r"face_crop: boxes from (\S+) \(sha1 (\w+)\)")
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``root``: (size, modification time in ns) by path."""
+    listing = {".": (0, root.stat().st_mtime_ns)}
+    for path in sorted(root.rglob("*")):
+        stat = path.lstat()
+        listing[str(path.relative_to(root))] = (
+            stat.st_size if path.is_file() else 0,
+            stat.st_mtime_ns,
+        )
+    return listing
+
+
+@pytest.fixture
+def no_boxes(archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An archive without boxes anywhere: no true boxes file, an empty user cache."""
+    (archive_copy / TRUE_BOXES_FILE).unlink()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "user_cache"))
+    return archive_copy
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_detect_the_faces_once_and_read_the_same_boxes(
+    no_boxes: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    overrides = tiny(*DDP, "trainer.max_epochs=1", "transform=face_crop")
+    result = run_app(*overrides, f"data.root={no_boxes}", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    detections = [int(n) for n in DETECTED.findall(output)]
+    assert detections == [7 * 33], output[-3000:]  # once, every photo, by one process
+    reads = READ.findall(output)
+    boxes = Path(archive_cache(os.environ[CACHE_ENV], str(no_boxes))) / "face_boxes.csv"
+    assert len(reads) == 2, output[-3000:]  # one per rank
+    assert {Path(file) for file, _ in reads} == {boxes}
+    assert len({digest for _, digest in reads}) == 1  # the same bytes
+
+
+@pytest.mark.slow
+def test_train_predict_and_faces_leave_the_archive_as_it_was(
+    no_boxes: Path, tmp_path: Path
+) -> None:
+    before = tree(no_boxes)
+    run = tmp_path / "run"
+    overrides = [
+        "transform=face_crop",  # detected into the cache (prepare_data)
+        "transform.normalize=train_stats",
+        "data.cache=disk",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+    ]
+    train(compose_config([*TINY, f"data.root={no_boxes}", *overrides], run))
+    cache = Path(archive_cache(os.environ[CACHE_ENV], str(no_boxes)))
+    assert (cache / "face_boxes.csv").is_file() and list(cache.glob("stats-*.json"))
+    assert list(cache.glob("photos-*/*.npy"))
+    predicted = compose_config(
+        [f"data.root={no_boxes}", f"output={tmp_path / 'sub.csv'}", "num_workers=0",
+         f"ckpt={run / 'checkpoints' / 'best.ckpt'}"],
+        tmp_path, name="predict",
+    )  # fmt: skip
+    predict_archive(predicted)
+    faces = [sys.executable, "-m", "mask_age_gender.faces", f"data.root={no_boxes}", "workers=1"]
+    result = subprocess.run(faces, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "0 to detect" in result.stdout  # the run's boxes, found in the same cache
+    assert tree(no_boxes) == before
