@@ -3,16 +3,25 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the exact development and CI set, which `make lock` refreshes from pyproject.toml's ranges
+LOCK := requirements/dev.lock
 DEMO_DATA := data/synthetic
 TEST_WORKERS ?= 2  # pytest-xdist processes
 
-.PHONY: train test test-fast bench lint format clean
+.PHONY: train test test-fast bench lint lock format clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+lock: $(STAMP)  # pyproject.toml's ranges resolved anew (newest releases) into $(LOCK)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --upgrade \
+	    --constraint requirements/lock-constraints.txt --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line -o $(LOCK)
 
 $(DEMO_DATA)/train/train.csv: | $(STAMP)
 	$(PY) -m mask_age_gender.data.synthetic --out $(DEMO_DATA) --people 320 --eval-people 60 --seed 0
@@ -23,10 +32,7 @@ train: $(STAMP) $(DEMO_DATA)/train/train.csv
 bench: $(STAMP)  # efficientnet_lite0, 224×224, batch 32; JSON in outputs/bench/
 	$(PY) -m mask_age_gender.bench
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports  # the layers and no-cycles contracts in pyproject.toml
+test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -ra --durations=15
 
 test-fast: $(STAMP)  # while you work: the tests not marked slow (@pytest.mark.slow), no linters
@@ -35,7 +41,8 @@ test-fast: $(STAMP)  # while you work: the tests not marked slow (@pytest.mark.s
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports  # the layers and no-cycles contracts in pyproject.toml
+	$(VENV)/bin/deptry .  # every import declared, every declaration used, none transitive
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

