@@ -1,15 +1,18 @@
-"""The scores of ``TaskMetrics``, from its one confusion matrix, are sklearn's: macro F1 over the
-classes that occur (in the targets or the predictions), accuracy, and macro F1 of each task."""
+"""The scores of ``models/scores.py`` (what ``TaskMetrics``, ``score``, the error analysis and the
+bootstrap use), from a confusion matrix, are sklearn's: macro F1 over the classes that occur (in
+the targets or the predictions), accuracy, macro F1 of each task, per-class precision, recall
+and F1."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from mask_age_gender.labels import NUM_CLASSES, TASKS, decode
-from mask_age_gender.models.metrics import TaskMetrics, score
+from mask_age_gender.models.metrics import TaskMetrics
+from mask_age_gender.models.scores import confusion_matrix, confusion_scores, per_class, score
 
 
 def test_three_photos_score_as_worked_by_hand() -> None:
@@ -25,6 +28,61 @@ def test_three_photos_score_as_worked_by_hand() -> None:
     expected = {"f1": 5 / 9, "acc": 2 / 3, "f1_mask": 1.0, "f1_gender": 1.0, "f1_age": 2 / 3}
     assert scores == pytest.approx(expected, abs=1e-6)
     assert scores["f1"] == pytest.approx(f1_score(target, preds, average="macro"), abs=1e-6)
+
+
+def test_three_photos_per_class_as_worked_by_hand() -> None:
+    counts = per_class(confusion_matrix([0, 1, 7], [0, 0, 7]))
+    # class 0: 2 true, 1 predicted, 1 right; class 1: 0 true, 1 predicted; class 7: 1 and 1, right
+    expected = {
+        "support": {0: 2, 1: 0, 7: 1},
+        "predicted": {0: 1, 1: 1, 7: 1},
+        "precision": {0: 1.0, 1: 0.0, 7: 1.0},
+        "recall": {0: 0.5, 1: 0.0, 7: 1.0},  # class 1 has no true photo: 0, not NaN
+        "f1": {0: 2 / 3, 1: 0.0, 7: 1.0},
+    }
+    for name, values in expected.items():
+        column = np.zeros(NUM_CLASSES)
+        column[list(values)] = list(values.values())
+        assert counts[name] == pytest.approx(column), name
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_per_class_scores_are_sklearns(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    classes = rng.choice(NUM_CLASSES, size=int(rng.integers(2, NUM_CLASSES)), replace=False)
+    target = rng.choice(classes, 150)
+    preds = np.where(rng.random(150) < 0.4, target, rng.integers(0, NUM_CLASSES, 150))
+    counts = per_class(confusion_matrix(preds, target))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        target, preds, labels=np.arange(NUM_CLASSES), zero_division=0
+    )
+    theirs = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    for name, values in theirs.items():
+        assert counts[name] == pytest.approx(values, abs=1e-12), name
+    assert counts["predicted"].tolist() == np.bincount(preds, minlength=NUM_CLASSES).tolist()
+
+
+def test_a_stack_of_matrices_scores_each_like_sklearn_in_numpy_and_torch() -> None:
+    rng = np.random.default_rng(7)
+    sets = []
+    for photos, classes in ((60, 18), (40, 4), (90, 11)):
+        target = rng.integers(0, classes, photos)
+        sets.append(
+            (np.where(rng.random(photos) < 0.5, target, rng.integers(0, 18, photos)), target)
+        )
+    stack = np.stack([confusion_matrix(preds, target) for preds, target in sets])
+    for matrices in (stack, torch.from_numpy(stack)):  # what the bootstrap and training pass
+        scores = confusion_scores(matrices)
+        for k, (preds, target) in enumerate(sets):
+            got = {name: float(values[k]) for name, values in scores.items()}
+            assert got == pytest.approx(sklearn_scores(preds, target), abs=1e-6)
+
+
+def test_labels_outside_the_18_classes_are_refused() -> None:
+    with pytest.raises(ValueError, match="0–17"):
+        score([0, 18], [0, 1])
+    with pytest.raises(ValueError, match="predictions for"):
+        score([0, 1], [0])
 
 
 def test_no_photos_score_zero() -> None:

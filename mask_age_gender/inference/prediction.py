@@ -26,8 +26,8 @@ from mask_age_gender.inference.ensemble import (
     validation_photos,
 )
 from mask_age_gender.inference.proba import eval_loader, predict_proba, resolve_device
-from mask_age_gender.models.metrics import score
 from mask_age_gender.models.module import FaceClassifier
+from mask_age_gender.models.scores import score
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Task metrics: macro F1 and accuracy over 18 classes, macro F1 per task, and the losses.
 
-All scores come from one 18×18 confusion matrix, kept by hand: torchmetrics' F1 counts its own
-with ``torch.bincount``, which on a GPU reads the data's min and max to the host every update.
+All scores come from one 18×18 confusion matrix, kept by hand (torchmetrics' F1 counts its own
+with ``torch.bincount``, which on a GPU reads the data's min and max to the host every update),
+and ``scores.confusion_scores`` derives them, the definition everything else scores with.
 Per-task scores come from the decoded 18-class prediction, so both heads are scored
 alike. Per-head losses (``loss_mask``, ``loss_gender``, ``loss_age``) are kept for the tasks named
 in ``loss_tasks`` (the multi head's). Under DDP torchmetrics sums the states, so scores and
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import numpy as np
 import torch
-from numpy.typing import ArrayLike
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 
-from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
+from mask_age_gender.labels import NUM_CLASSES
+from mask_age_gender.models.scores import confusion_scores
 
 
 class WeightedMean(MeanMetric):
@@ -30,16 +30,6 @@ class WeightedMean(MeanMetric):
         value, weight = value.to(self.dtype), weight.to(self.dtype)
         self.mean_value += (value * weight).sum()
         self.weight += weight.sum()
-
-
-def macro_f1(matrix: torch.Tensor) -> torch.Tensor:
-    """Macro F1 of a confusion matrix (rows true, columns predicted) over the classes that occur
-    among the targets or the predictions, as torchmetrics and sklearn average; 0 if none do."""
-    tp = matrix.diagonal()
-    wrong = matrix.sum(0) + matrix.sum(1) - 2 * tp  # false positives + false negatives
-    seen = (tp + wrong) > 0
-    f1 = 2 * tp / (2 * tp + wrong).clamp(min=1)
-    return (f1 * seen).sum() / seen.sum().clamp(min=1)
 
 
 class Confusion(Metric):
@@ -57,13 +47,7 @@ class Confusion(Metric):
         self.matrix.view(-1).index_add_(0, pairs, torch.ones_like(pairs))
 
     def compute(self) -> dict[str, torch.Tensor]:
-        matrix = self.matrix
-        scores = {"f1": macro_f1(matrix), "acc": matrix.trace() / matrix.sum().clamp(min=1)}
-        classes = decode(torch.arange(NUM_CLASSES, device=matrix.device))
-        for (task, n), label in zip(TASK_CLASSES.items(), classes, strict=True):
-            rows = matrix.new_zeros(n, NUM_CLASSES).index_add_(0, label, matrix)
-            scores[f"f1_{task}"] = macro_f1(matrix.new_zeros(n, n).index_add_(1, label, rows))
-        return {name: value.float() for name, value in scores.items()}
+        return {name: value.float() for name, value in confusion_scores(self.matrix).items()}
 
 
 OLD_SCORES = ("f1", "acc", "task_f1")  # the torchmetrics modules ``Confusion`` replaced
@@ -135,11 +119,3 @@ class TaskMetrics(nn.Module):
     def reset(self) -> None:
         for metric in self._metrics():
             metric.reset()
-
-
-def score(preds: ArrayLike, target: ArrayLike) -> dict[str, float]:
-    """The same scores for a whole set of 18-class predictions at once (tensors, arrays or
-    columns; in this process: after a DDP fit the other processes may be gone)."""
-    metrics = TaskMetrics(sync=False)
-    metrics.update(torch.tensor(np.asarray(preds)), torch.tensor(np.asarray(target)))
-    return {name: float(value) for name, value in metrics.compute().items()}

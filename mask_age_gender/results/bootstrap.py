@@ -8,43 +8,29 @@ population; it says nothing about training noise (seed, initialisation, order), 
 ``seed`` sweep measures.
 
 Vectorised: every person's 18 × 18 confusion counts once, then each resample's confusion
-matrix is its person weights (how often each person was drawn) @ those counts, and macro F1
-comes from the matrix, as ``metrics.score`` defines it: per class 2tp / (2tp + fp + fn), the
-mean over the classes present in truth or prediction (torchmetrics leaves a class absent
-from both out of the mean, like sklearn's ``f1_score(average="macro")`` without ``labels``).
+matrix is its person weights (how often each person was drawn) @ those counts, and the F1s
+come from the matrices by ``models/scores.py``, the definition every score uses.
+
+A run computes its intervals once, when it finishes (``run_summary.py``), and keeps them in
+``summary.json`` (``summary_keys``); the report, ``errors.json`` and the ledger read them from
+there (``summary_intervals``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, decode
+from mask_age_gender.labels import NUM_CLASSES, TASKS
+from mask_age_gender.models.scores import macro_f1, task_confusions
 
 RESAMPLES = 1000
 SEED = 0
 LEVEL = 0.95
-
-
-def macro_f1(confusion: np.ndarray) -> np.ndarray:
-    """Macro F1 of ``(..., C, C)`` confusion counts (rows: truth, columns: prediction), the
-    mean over the classes present in truth or prediction; NaN where none is."""
-    confusion = np.asarray(confusion, dtype=float)
-    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
-    denom = confusion.sum(axis=-1) + confusion.sum(axis=-2)  # 2tp + fp + fn
-    present = denom > 0
-    f1 = np.where(present, 2 * tp / np.where(present, denom, 1), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return f1.sum(axis=-1) / present.sum(axis=-1)
-
-
-def task_maps() -> dict[str, np.ndarray]:
-    """Per task, the 18 × k one-hot matrix of each class's value of the task: ``M.T @ C @ M``
-    turns an 18-class confusion matrix into that task's."""
-    values = decode(np.arange(NUM_CLASSES))
-    tasks = zip(TASK_CLASSES.items(), values, strict=True)
-    return {task: np.eye(n)[value] for (task, n), value in tasks}
+NAMES = ("f1", *(f"f1_{task}" for task in TASKS))  # the scores given an interval, as ``score``'s
 
 
 def person_confusions(true: ArrayLike, pred: ArrayLike, person: ArrayLike) -> np.ndarray:
@@ -83,10 +69,30 @@ def person_bootstrap(
     names them) over ``resamples`` resamples of the people, photos kept together by person."""
     confusions = resampled_confusions(person_confusions(true, pred, person), resamples, seed)
     scores = {"f1": macro_f1(confusions)}
-    for task, onehot in task_maps().items():
-        scores[f"f1_{task}"] = macro_f1(onehot.T @ confusions @ onehot)
+    scores |= {f"f1_{task}": macro_f1(m) for task, m in task_confusions(confusions).items()}
     tail = 100 * (1 - level) / 2
     return {
-        name: tuple(float(q) for q in np.nanpercentile(values, [tail, 100 - tail]))
+        name: tuple(float(q) for q in np.percentile(values, [tail, 100 - tail]))
         for name, values in scores.items()
     }
+
+
+def summary_keys(
+    intervals: dict[str, tuple[float, float]], resamples: int = RESAMPLES, seed: int = SEED
+) -> dict[str, Any]:
+    """The intervals as ``summary.json`` keeps them: ``val_f1_ci_low``, ``val_f1_ci_high``, … to
+    6 decimals, with ``val_ci_resamples`` and ``val_ci_seed``."""
+    bounds = {
+        f"val_{name}_ci_{end}": round(bound, 6)
+        for name, pair in intervals.items()
+        for end, bound in zip(("low", "high"), pair, strict=True)
+    }
+    return bounds | {"val_ci_resamples": resamples, "val_ci_seed": seed}
+
+
+def summary_intervals(summary: dict[str, Any]) -> dict[str, tuple[float, float]] | None:
+    """The intervals ``summary_keys`` put in a summary; None where it lacks any of them."""
+    keys = {name: (f"val_{name}_ci_low", f"val_{name}_ci_high") for name in NAMES}
+    if any(summary.get(key) is None for pair in keys.values() for key in pair):
+        return None
+    return {name: (summary[low], summary[high]) for name, (low, high) in keys.items()}

@@ -1,7 +1,7 @@
-"""Error analysis of a run's validation predictions: scores, taxonomy, per-class and per-age
-tables, label suspects (``run_report.py`` writes them into the run directory; the notebook and
-the ledger use the same functions). It reads ``val_predictions.csv`` with ``metrics.csv``,
-``summary.json`` and the run's ``data.age_bins``.
+"""Error analysis of a run's validation predictions: scores with their intervals, taxonomy,
+per-class and per-age tables, label suspects (``run_report.py`` writes them into the run
+directory; the notebook and the ledger use the same functions). It reads
+``val_predictions.csv`` with ``metrics.csv``, ``summary.json`` and the run's ``data.age_bins``.
 
 Error taxonomy, as in the hand-written experiment log. Each mistake (predicted class ≠ true
 class) counts under exactly one primary category, the first that applies:
@@ -26,12 +26,12 @@ candidate for label noise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_fscore_support
 
 from mask_age_gender.files import PREDICTIONS, PROBABILITIES
 from mask_age_gender.labels import (
@@ -44,7 +44,8 @@ from mask_age_gender.labels import (
     decode,
     near_threshold,
 )
-from mask_age_gender.models.metrics import score
+from mask_age_gender.models.scores import confusion_matrix, per_class, score
+from mask_age_gender.results.bootstrap import person_bootstrap, summary_intervals
 from mask_age_gender.results.run_reader import (
     read_history,
     read_summary,
@@ -64,7 +65,7 @@ class RunAnalysis:
     predictions: pd.DataFrame  # val_predictions.csv + decoded attributes, confidence, category
     age_bins: tuple[int, int]
     boundary_years: int
-    scores: dict[str, float]  # f1, acc, f1_mask, f1_gender, f1_age (metrics.score)
+    scores: dict[str, float]  # f1, acc, f1_mask, f1_gender, f1_age (scores.score)
     taxonomy: dict[str, Any]
     per_class: pd.DataFrame  # 18 rows: support, predicted, precision, recall, f1
     by_age: pd.DataFrame  # one row per true age: photos, f1, age group accuracy
@@ -78,6 +79,14 @@ class RunAnalysis:
         """The wrongly predicted photos, most confident first."""
         wrong = self.predictions[~self.predictions["correct"]]
         return wrong.sort_values("confidence", ascending=False, kind="stable")
+
+    @cached_property
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        """The 95 % intervals of the F1s over validation people: ``summary.json``'s, computed
+        when the run finished; computed here (once) only for predictions without them."""
+        table = self.predictions
+        kept = summary_intervals(self.summary)
+        return kept or person_bootstrap(table["true"], table["pred"], table["person"])
 
 
 def analyse_run(run_dir: Path, boundary_years: int = 3) -> RunAnalysis:
@@ -179,18 +188,14 @@ def error_taxonomy(table: pd.DataFrame) -> dict[str, Any]:
 def per_class_scores(table: pd.DataFrame) -> pd.DataFrame:
     """Precision, recall and F1 of each of the 18 classes (0 where undefined), with counts."""
     classes = np.arange(NUM_CLASSES)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        table["true"], table["pred"], labels=classes, zero_division=0
-    )
+    counts = per_class(confusion_matrix(table["pred"], table["true"]))
     return pd.DataFrame(
         {
             "class": classes,
             "name": [class_name(k) for k in classes],
-            "support": support,
-            "predicted": np.bincount(table["pred"], minlength=NUM_CLASSES),
-            "precision": precision.round(4),
-            "recall": recall.round(4),
-            "f1": f1.round(4),
+            "support": counts["support"],
+            "predicted": counts["predicted"],
+            **{name: counts[name].round(4) for name in ("precision", "recall", "f1")},
         }
     )
 

@@ -42,7 +42,7 @@ MAIN_CHOICES = ("model", "head", "loss", "optimizer", "scheduler", "transform", 
 MAIN_VALUES = ("optimizer.lr",)
 SCORES = (
     *("train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1"),
-    *("val_f1_ci_low", "val_f1_ci_high"),  # 95 % over validation people (models/bootstrap.py)
+    *("val_f1_ci_low", "val_f1_ci_high"),  # 95 % over validation people (bootstrap.py)
     *("val_f1_mask", "val_f1_gender", "val_f1_age", "best_epoch", "epochs_run"),
     "val_cam_face_share",  # the class-activation maps' mass on the face (results/attention.py)
 )

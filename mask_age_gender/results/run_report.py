@@ -21,7 +21,7 @@ from mask_age_gender.files import (
 )
 from mask_age_gender.results import attention_plots, plots
 from mask_age_gender.results.attention import MASK_STATES, attend_run, attention_summary
-from mask_age_gender.results.bootstrap import RESAMPLES, person_bootstrap
+from mask_age_gender.results.bootstrap import RESAMPLES
 from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
 from mask_age_gender.results.run_reader import read_summary, run_config
 
@@ -68,7 +68,7 @@ def errors_json(run: RunAnalysis, files: list[str], gallery: int = 16) -> dict[s
         "people": int(run.predictions["person"].nunique()),
         "scores": {name: round(value, 6) for name, value in run.scores.items()},
         "intervals": {
-            name: [round(low, 6), round(high, 6)] for name, (low, high) in intervals(run).items()
+            name: [round(low, 6), round(high, 6)] for name, (low, high) in run.intervals.items()
         },
         "taxonomy": run.taxonomy,
         "per_class": run.per_class.to_dict(orient="records"),
@@ -127,27 +127,23 @@ def report_markdown(run: RunAnalysis, figures: list[str], cam: dict[str, Any] | 
     return "\n".join(lines) + "\n"
 
 
-def intervals(run: RunAnalysis) -> dict[str, tuple[float, float]]:
-    """95 % intervals of the F1 scores over validation people, as ``summary.json``'s."""
-    table = run.predictions
-    return person_bootstrap(table["true"], table["pred"], table["person"])
-
-
 def interval_table(run: RunAnalysis) -> pd.DataFrame:
-    """Each F1 with its 95 % interval over which people happened to validate."""
+    """Each F1 with its 95 % interval over which people happened to validate (``summary.json``'s
+    where the run kept them)."""
     return pd.DataFrame(
         [
             {"score": name, "value": run.scores[name], "ci_low": low, "ci_high": high}
-            for name, (low, high) in intervals(run).items()
+            for name, (low, high) in run.intervals.items()
         ]
     )
 
 
 def interval_lines(run: RunAnalysis) -> list[str]:
     """The report's interval table with what it means."""
+    resamples = run.summary.get("val_ci_resamples", RESAMPLES)
     return [
         "",
-        f"95 % intervals by bootstrap over the validation people ({RESAMPLES:,} resamples, each "
+        f"95 % intervals by bootstrap over the validation people ({resamples:,} resamples, each "
         "person's photos together): how much the score owes to who validated, not training noise.",
         "",
         interval_table(run).round(4).to_markdown(index=False, missingval=MISSING),

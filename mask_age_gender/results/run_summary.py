@@ -25,8 +25,8 @@ from mask_age_gender.files import (
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.prediction import prediction_table, write_submission
 from mask_age_gender.inference.proba import predict_as_trained
-from mask_age_gender.models.metrics import score
-from mask_age_gender.results.bootstrap import RESAMPLES, SEED, person_bootstrap
+from mask_age_gender.models.scores import score
+from mask_age_gender.results.bootstrap import RESAMPLES, SEED, person_bootstrap, summary_keys
 from mask_age_gender.results.run_reader import epoch_history, read_summary
 from mask_age_gender.results.run_report import write_error_analysis
 from mask_age_gender.results.to_loggers import publish_analysis
@@ -88,17 +88,12 @@ def best_scores(
     history = epoch_history(run_dir / METRICS)
     best_epoch = int(history["val/f1"].idxmax())
     at_best = history.loc[best_epoch]
-    # 95 % intervals over which people validate (not over training noise), seeded
+    # 95 % intervals over which people validate (not over training noise), seeded: computed
+    # here alone, the report and the ledger read them from the summary
     intervals = person_bootstrap(val["label"], preds, val["person"], RESAMPLES, SEED)
     return {
         **{f"val_{name}": round(value, 6) for name, value in score(preds, val["label"]).items()},
-        **{
-            f"val_{name}_ci_{end}": round(bound, 6)
-            for name, bounds in intervals.items()
-            for end, bound in zip(("low", "high"), bounds, strict=True)
-        },
-        "val_ci_resamples": RESAMPLES,
-        "val_ci_seed": SEED,
+        **summary_keys(intervals, RESAMPLES, SEED),
         "val_loss": float(at_best["val/loss"]),
         "train_f1": float(at_best.get("train/f1", np.nan)),
         "train_acc": float(at_best.get("train/acc", np.nan)),
