@@ -29,7 +29,12 @@ log = logging.getLogger(__name__)
 
 class SaveOnInterrupt(pl.Callback):
     """SIGTERM (what SLURM sends before pre-emption) and Ctrl-C stop training after the current
-    batch and save ``last.ckpt``; a second Ctrl-C stops at once."""
+    batch and save ``last.ckpt``; a second Ctrl-C stops at once.
+
+    Not Lightning's ``OnExceptionCheckpoint``: that one saves on every exception (a non-finite
+    loss or a bug too, whose state should not be resumed) into a file it removes at teardown;
+    this one saves on a stop signal only, as the ``last.ckpt`` that ``resume=RUN_DIR`` reads,
+    and lets Ctrl-C finish the batch."""
 
     def __init__(self, run_dir: Path):
         self.last_ckpt = run_dir / LAST_CKPT
@@ -117,7 +122,12 @@ class FlushLogsOnCheckpoint(pl.Callback):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written whole or not at all (temp file + rename): a run killed while saving
-    keeps its previous ``last.ckpt``."""
+    keeps its previous ``last.ckpt``.
+
+    Lightning's own save (``lightning_fabric``'s ``_atomic_save``, through fsspec) writes the temp
+    file in the system's temp folder and moves it: where that is another file system than the
+    run's (``/tmp`` on a node, runs on shared storage) the move is a copy, not atomic. Here the
+    temp file sits beside the target, so the rename is."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
