@@ -16,7 +16,7 @@ from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.ensemble import labelled_photos, validation_photos
 from mask_age_gender.inference.proba import eval_loader, predict_proba
-from mask_age_gender.models.metrics import score
+from mask_age_gender.models.scores import score
 
 from .conftest import CONF, TEST_CONF, TINY
 from .test_train import run_app

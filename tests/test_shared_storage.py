@@ -91,3 +91,32 @@ def test_train_predict_and_faces_leave_the_archive_as_it_was(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "0 to detect" in result.stdout  # the run's boxes, found in the same cache
     assert tree(no_boxes) == before
+
+
+DETECT = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+from mask_age_gender.data.photo_boxes import detect_missing
+detect_missing(sys.argv[1], None, sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_two_jobs_started_together_detect_once(no_boxes: Path, tmp_path: Path) -> None:
+    """Two processes that need the same boxes file at once (ranks srun starts together, two
+    jobs of a sweep): one detects under the file's lock, the other waits and reuses it."""
+    cache = tmp_path / "shared_cache"
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", DETECT, str(no_boxes), str(cache)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    outputs = [job.communicate(timeout=300)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    detected = sorted(int(n) for out in outputs for n in DETECTED.findall(out))
+    assert detected in ([0, 7 * 33], [7 * 33]), outputs  # once; the other found it done
+    assert (cache / "face_boxes.csv").is_file()
