@@ -11,13 +11,14 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from mask_age_gender.data.table import RowProblems, read_checked_csv
 from mask_age_gender.errors import UserMistake
 from mask_age_gender.labels import DEFAULT_AGE_BINS, GENDER_NAMES, PHOTO_MASK, age_group, encode
 
@@ -58,9 +59,10 @@ def read_train(
     root = Path(root)
     people, problems = _read_train_csv(root)
     rows: list[dict] = []
-    for line, person in people.iterrows():
-        found, folder_problems = _photos_of(root, person["path"], line)
-        problems += folder_problems
+    folder_problems: list[str] = []
+    for row, person in people.iterrows():
+        found, of_folder = _photos_of(root, person["path"], problems.where(row))
+        folder_problems += of_folder
         for stem, photo in found.items():
             rows.append(
                 {
@@ -74,9 +76,7 @@ def read_train(
                 }
             )
     table = pd.DataFrame(rows, columns=["path", "person", "id", "gender", "race", "age", "photo"])
-    problems += _verify_images(root, table["path"], verify_images)
-    if problems:
-        raise ArchiveError(root, problems)
+    problems.raise_any(*folder_problems, *_verify_images(root, table["path"], verify_images))
     table["mask"] = table["photo"].map(PHOTO_MASK).astype(int)
     return relabel(table, age_bins)
 
@@ -92,26 +92,21 @@ def read_eval(root: str | Path, verify_images: bool | str = True) -> pd.DataFram
     root = Path(root)
     if not (root / "eval").is_dir():
         return None
-    info = _read_csv(root, EVAL_CSV, ("ImageID",))
-    problems = []
-    paths = []
-    for i, image_id in enumerate(info["ImageID"]):
-        path = _inside(root, root / "eval" / "images" / str(image_id))
-        if path is None:
-            problems.append(
-                f"{EVAL_CSV} row {i + 1}: ImageID '{image_id}' points outside the archive"
-            )
-        elif not path.is_file():
-            problems.append(f"{EVAL_CSV} row {i + 1}: image eval/images/{image_id} not found")
-        paths.append(str(path))
+    error = partial(ArchiveError, root)
+    info, problems = read_checked_csv(root / EVAL_CSV, ("ImageID",), error, EVAL_CSV)
     if info.empty:
-        problems.append(f"{EVAL_CSV} has no rows")
-    table = pd.DataFrame({"image_id": info["ImageID"].astype(str), "path": paths})
-    present = [p for p in table["path"] if Path(p).is_file()]
-    problems += _verify_images(root, present, verify_images)
-    if problems:
-        raise ArchiveError(root, problems)
-    return table
+        raise error([f"{EVAL_CSV} has no rows"])
+    paths = []
+    for row, image_id in info["ImageID"].items():
+        path = _inside(root, root / "eval" / "images" / image_id)
+        if path is None:
+            problems.add(row, f"ImageID '{image_id}' points outside the archive")
+        elif not path.is_file():
+            problems.add(row, f"image eval/images/{image_id} not found")
+        paths.append(str(path))
+    present = [p for p in paths if Path(p).is_file()]
+    problems.raise_any(*_verify_images(root, present, verify_images))
+    return pd.DataFrame({"image_id": info["ImageID"].to_numpy(), "path": paths})
 
 
 def read_archive(
@@ -135,53 +130,32 @@ def read_archive(
     return train, eval_
 
 
-def _read_csv(root: Path, name: str, columns: Sequence[str]) -> pd.DataFrame:
-    """A csv of the archive as text columns, refusing a missing file or missing columns."""
-    path = root / name
-    if not path.is_file():
-        raise ArchiveError(root, [f"{name} not found (expected {path})"])
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise ArchiveError(root, [f"{name} is not a readable csv: {err}"]) from err
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        found = ",".join(table.columns)
-        raise ArchiveError(
-            root, [f"{name}: missing column(s) {', '.join(missing)} (has {found or 'none'})"]
-        )
-    return table
-
-
-def _read_train_csv(root: Path) -> tuple[pd.DataFrame, list[str]]:
+def _read_train_csv(root: Path) -> tuple[pd.DataFrame, RowProblems]:
     """People of train.csv with gender as 0/1 and age as int; rows with problems are dropped."""
-    table = _read_csv(root, TRAIN_CSV, TRAIN_COLUMNS)
-    problems: list[str] = []
+    error = partial(ArchiveError, root)
+    table, problems = read_checked_csv(root / TRAIN_CSV, TRAIN_COLUMNS, error, TRAIN_CSV)
     if table.empty:
-        problems.append(f"{TRAIN_CSV} has no rows: the archive is empty")
-    keep, genders, ages = [], [], []
+        raise error([f"{TRAIN_CSV} has no rows: the archive is empty"])
+    genders, ages = [], []
     seen_paths: dict[str, int] = {}
-    for i, row in table.iterrows():
-        where = f"{TRAIN_CSV} row {i + 1}"
-        row_problems = []
-        gender = GENDER_NAMES.get(row["gender"].strip().lower())
+    for row, person in table.iterrows():
+        gender = GENDER_NAMES.get(person["gender"].strip().lower())
         if gender is None:
-            row_problems.append(f"{where}: gender '{row['gender']}' is not male or female")
-        age = parse_age(row["age"])
+            problems.add(row, f"gender '{person['gender']}' is not male or female")
+        age = parse_age(person["age"])
         if age is None:
-            row_problems.append(f"{where}: age '{row['age']}' is not an integer in 0..{MAX_AGE}")
-        if not row["path"].strip():
-            row_problems.append(f"{where}: path is empty")
-        elif row["path"] in seen_paths:
-            first = seen_paths[row["path"]]
-            row_problems.append(f"{where}: folder '{row['path']}' already listed in row {first}")
-        seen_paths.setdefault(row["path"], i + 1)
-        problems += row_problems
-        keep.append(not row_problems)
+            problems.add(row, f"age '{person['age']}' is not an integer in 0..{MAX_AGE}")
+        folder = person["path"]
+        if not folder.strip():
+            problems.add(row, "path is empty")
+        elif folder in seen_paths:
+            problems.add(row, f"folder '{folder}' already listed in row {seen_paths[folder]}")
+        seen_paths.setdefault(folder, row)
         genders.append(gender)
         ages.append(age)
     table["gender"], table["age"] = genders, ages
-    return table.loc[np.array(keep, dtype=bool)].astype({"gender": int, "age": int}), problems
+    keep = ~table.index.isin(list(problems.rows))
+    return table.loc[keep].astype({"gender": int, "age": int}), problems
 
 
 def parse_age(text: str) -> int | None:
@@ -192,9 +166,9 @@ def parse_age(text: str) -> int | None:
     return age if 0 <= age <= MAX_AGE else None
 
 
-def _photos_of(root: Path, folder: str, line: int) -> tuple[dict[str, Path], list[str]]:
-    """The seven photos of one profile folder by stem, and what is wrong with the folder."""
-    where = f"{TRAIN_CSV} row {line + 1}"
+def _photos_of(root: Path, folder: str, where: str) -> tuple[dict[str, Path], list[str]]:
+    """The seven photos of one profile folder by stem, and what is wrong with the folder
+    (``where``: the row of train.csv that names it)."""
     directory = _inside(root, root / "train" / "images" / folder)
     if directory is None:
         return {}, [f"{where}: path '{folder}' points outside the archive"]

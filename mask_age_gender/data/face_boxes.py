@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from mask_age_gender.data.archive import ArchiveError, read_archive
+from mask_age_gender.data.table import RowProblems, read_checked_csv
 from mask_age_gender.files import write_csv_atomic
 
 COLUMNS = ("path", "x1", "y1", "x2", "y2", "score", "found")
@@ -32,6 +34,7 @@ BOXES_FILE = "face_boxes.csv"
 TRUE_BOXES_FILE = "face_boxes_true.csv"  # where a synthetic archive drew its faces, at its root
 EVAL_KIND = "eval"  # the photo kind of eval photos (train photos: mask1 … normal)
 TRUE_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+HINT = "write one with: python -m mask_age_gender.faces data.root=ARCHIVE out=FILE"
 
 
 class FaceBoxesError(ArchiveError):
@@ -95,13 +98,13 @@ def read_face_boxes(
     photos missing from disk.
     """
     csv_path, root = Path(csv_path), Path(root)
-    raw = _read_csv(csv_path)
-    table, problems = _parse(raw)
-    problems += _check_paths(table, root, photos)
-    problems += _check_inside(table, root, problems)
-    if problems:
-        raise FaceBoxesError(csv_path, [message for _, message in sorted(problems)])
-    return table[list(COLUMNS)]
+    error = partial(FaceBoxesError, csv_path)
+    raw, problems = read_checked_csv(csv_path, COLUMNS, error, hint=HINT)
+    table = _parse(raw, problems)
+    _check_paths(table, root, photos, problems)
+    _check_inside(table, root, problems)
+    problems.raise_any()
+    return table[list(COLUMNS)].reset_index(drop=True)
 
 
 def write_face_boxes(table: pd.DataFrame, path: str | Path) -> Path:
@@ -113,9 +116,9 @@ def write_face_boxes(table: pd.DataFrame, path: str | Path) -> Path:
         raise FaceBoxesError(path, [f"table to write: missing column(s) {', '.join(missing)}"])
     values = table[list(COLUMNS)].astype(object)
     as_text = values.where(values.notna(), "").astype(str)  # as the file will read
-    parsed, problems = _parse(as_text)
-    if problems:
-        raise FaceBoxesError(path, [message for _, message in sorted(problems)])
+    problems = RowProblems(partial(FaceBoxesError, path))
+    parsed = _parse(as_text, problems)
+    problems.raise_any()
     out = pd.concat([parsed, table.drop(columns=list(COLUMNS))], axis=1)
     out["found"] = np.where(parsed["found"], "true", "false")
     return write_csv_atomic(path, out)
@@ -140,34 +143,16 @@ def box_rows(aligned: pd.DataFrame) -> np.ndarray:
     return rows
 
 
-# --- checks: each problem is (row, message) so that the error lists them in file order
+# --- checks: each adds its problems to ``problems``, which raises them in file order
 
 
-def _read_csv(csv_path: Path) -> pd.DataFrame:
-    """The file as text columns, refusing a missing or unreadable file or missing columns."""
-    if not csv_path.is_file():
-        hint = "write one with: python -m mask_age_gender.faces data.root=ARCHIVE out=FILE"
-        raise FaceBoxesError(csv_path, [f"file not found ({hint})"])
-    try:
-        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise FaceBoxesError(csv_path, [f"not a readable csv: {err}"]) from err
-    missing = [c for c in COLUMNS if c not in raw.columns]
-    if missing:
-        has = ",".join(raw.columns) or "none"
-        problem = f"missing column(s) {', '.join(missing)} (has {has}; needs {','.join(COLUMNS)})"
-        raise FaceBoxesError(csv_path, [problem])
-    return raw
-
-
-def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-    """Typed columns from text ones, and the problems of each row: found not a yes/no, a value
+def _parse(raw: pd.DataFrame, problems: RowProblems) -> pd.DataFrame:
+    """Typed columns from text ones; to ``problems`` each row's: found not a yes/no, a value
     that is not a number, a box of a found face that is missing or empty, a repeated path."""
-    problems: list[tuple[int, str]] = []
-    rows = np.arange(1, len(raw) + 1)  # as the archive counts them: data rows from 1
+    rows = np.arange(1, len(raw) + 1)  # as the table reader counts them: data rows from 1
     found = raw["found"].str.strip().str.lower().map(TRUE_WORDS)
     for row, value in zip(rows[found.isna()], raw["found"][found.isna()], strict=True):
-        problems.append((row, f"row {row}: found '{value}' is not true or false"))
+        problems.add(row, f"found '{value}' is not true or false")
     found = found.fillna(False).astype(bool).to_numpy()
     table = pd.DataFrame({"path": raw["path"].str.strip()})
     for column in (*BOX, "score"):
@@ -178,57 +163,48 @@ def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
         bad |= needed & (text == "")
         for row, value in zip(rows[bad], text[bad], strict=True):
             what = f"'{value}' is not a number" if value else "is empty for a found face"
-            problems.append((row, f"row {row}: {column} {what}"))
+            problems.add(row, f"{column} {what}")
         table[column] = number.where(found) if column in BOX else number
     table["found"] = found
     for first, second in (("x1", "x2"), ("y1", "y2")):
         empty = found & (table[second] <= table[first]).to_numpy()
         for row, a, b in zip(rows[empty], table[first][empty], table[second][empty], strict=True):
-            problems.append((row, f"row {row}: empty box ({second} {b:g} <= {first} {a:g})"))
-    problems += _repeated_paths(table["path"], rows)
-    return table, problems
+            problems.add(row, f"empty box ({second} {b:g} <= {first} {a:g})")
+    _repeated_paths(table["path"], rows, problems)
+    return table
 
 
-def _repeated_paths(paths: pd.Series, rows: np.ndarray) -> list[tuple[int, str]]:
-    problems = []
+def _repeated_paths(paths: pd.Series, rows: np.ndarray, problems: RowProblems) -> None:
     first_row = dict(zip(paths[~paths.duplicated()], rows[~paths.duplicated()], strict=True))
     for row, path in zip(rows[paths.duplicated()], paths[paths.duplicated()], strict=True):
-        problems.append((row, f"row {row}: '{path}' already listed in row {first_row[path]}"))
-    return problems
+        problems.add(row, f"'{path}' already listed in row {first_row[path]}")
 
 
 def _check_paths(
-    table: pd.DataFrame, root: Path, photos: Iterable[str | Path] | None
-) -> list[tuple[int, str]]:
+    table: pd.DataFrame, root: Path, photos: Iterable[str | Path] | None, problems: RowProblems
+) -> None:
     """Problems of paths: empty, absolute or leaving the archive, not on disk, on disk but not
     a photo of the archive (``train.csv``/``info.csv`` do not lead to it)."""
     if photos is None:
         known = set(archive_photos(root)["path"])
     else:
         known = {relative_path(p, root) for p in photos}
-    problems = []
     for row, path in enumerate(table["path"], start=1):
-        where = f"row {row}: path '{path}'"
         if not path:
-            problems.append((row, f"row {row}: path is empty"))
+            problems.add(row, "path is empty")
         elif Path(path).is_absolute() or ".." in Path(path).parts:
-            problems.append((row, f"{where} is not relative to the archive root {root}"))
+            problems.add(row, f"path '{path}' is not relative to the archive root {root}")
         elif not (root / path).is_file():
-            problems.append((row, f"{where} not found (expected {root / path})"))
+            problems.add(row, f"path '{path}' not found (expected {root / path})")
         elif path not in known:
-            problems.append(
-                (row, f"{where} is not a photo that train/train.csv or eval/info.csv lists")
-            )
-    return problems
+            lists = "train/train.csv or eval/info.csv lists"
+            problems.add(row, f"path '{path}' is not a photo that {lists}")
 
 
-def _check_inside(
-    table: pd.DataFrame, root: Path, earlier: list[tuple[int, str]]
-) -> list[tuple[int, str]]:
+def _check_inside(table: pd.DataFrame, root: Path, problems: RowProblems) -> None:
     """Boxes that leave their photo (size from the photo's header), for the rows with no other
     problem: 0 <= x1 < x2 <= width, 0 <= y1 < y2 <= height."""
-    skip = {row for row, _ in earlier}
-    problems = []
+    skip = set(problems.rows)
     for row, line in enumerate(table.itertuples(index=False), start=1):
         if row in skip or not line.found:
             continue
@@ -236,11 +212,8 @@ def _check_inside(
             with Image.open(root / line.path) as image:  # the header only: no decode
                 width, height = image.size
         except Exception as err:  # PIL raises many types for a bad file; name the photo
-            problems.append((row, f"row {row}: photo {line.path} cannot be opened ({err})"))
+            problems.add(row, f"photo {line.path} cannot be opened ({err})")
             continue
         if line.x1 < 0 or line.y1 < 0 or line.x2 > width or line.y2 > height:
             box = f"({line.x1:g}, {line.y1:g}, {line.x2:g}, {line.y2:g})"
-            problems.append(
-                (row, f"row {row}: box {box} leaves the {width}×{height} photo {line.path}")
-            )
-    return problems
+            problems.add(row, f"box {box} leaves the {width}×{height} photo {line.path}")

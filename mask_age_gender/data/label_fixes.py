@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from mask_age_gender.data.archive import MAX_AGE, ArchiveError, parse_age, relabel
+from mask_age_gender.data.table import RowProblems, read_checked_csv
 from mask_age_gender.labels import GENDER_NAMES, Mask
 
 COLUMNS = ("person", "gender", "age", "swap_mask")
@@ -43,56 +45,43 @@ def read_overrides(path: str | Path, people: Collection[str]) -> dict[str, Overr
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data.label_overrides={path}: file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise ArchiveError(path, [f"not a readable csv: {err}"], "label overrides") from err
+    error = partial(ArchiveError, path, what="label overrides")
+    table, problems = read_checked_csv(path, (), error, path.name)
     if "person" not in table.columns or not set(COLUMNS[1:]) & set(table.columns):
         has = ",".join(table.columns) or "none"
-        raise ArchiveError(
-            path,
-            [f"needs column person and one of gender,age,swap_mask (has {has})"],
-            "label overrides",
-        )
-    table = table.reindex(columns=[*COLUMNS, *table.columns.drop(list(COLUMNS), errors="ignore")])
-    table = table.fillna("")
+        raise error([f"needs column person and one of gender,age,swap_mask (has {has})"])
+    table = table.reindex(columns=list(COLUMNS), fill_value="")
     known = set(people)
     overrides: dict[str, Override] = {}
-    problems: list[str] = []
-    for i, row in table.iterrows():
-        where = f"{path.name} row {i + 1}"
-        override, row_problems = _parse_row(row, where)
-        person = row["person"].strip()
+    for row, line in table.iterrows():
+        override = _parse_row(line, row, problems)
+        person = line["person"].strip()
         if person not in known:
-            row_problems.append(f"{where}: person '{person}' is not in train/train.csv")
+            problems.add(row, f"person '{person}' is not in train/train.csv")
         elif person in overrides:
-            row_problems.append(f"{where}: person '{person}' is listed twice")
-        elif override == Override() and not row_problems:
-            row_problems.append(f"{where}: changes nothing (gender, age and swap_mask empty)")
-        problems += row_problems
-        if not row_problems:
+            problems.add(row, f"person '{person}' is listed twice")
+        elif override == Override() and row not in problems.rows:
+            problems.add(row, "changes nothing (gender, age and swap_mask empty)")
+        if row not in problems.rows:
             overrides[person] = override
-    if problems:
-        raise ArchiveError(path, problems, "label overrides")
+    problems.raise_any()
     return overrides
 
 
-def _parse_row(row: pd.Series, where: str) -> tuple[Override, list[str]]:
-    problems = []
+def _parse_row(line: pd.Series, row: int, problems: RowProblems) -> Override:
     gender = age = None
-    if text := row["gender"].strip():
+    if text := line["gender"].strip():
         gender = GENDER_NAMES.get(text.lower())
         if gender is None:
-            problems.append(f"{where}: gender '{text}' is not male or female")
-    if text := row["age"].strip():
+            problems.add(row, f"gender '{text}' is not male or female")
+    if text := line["age"].strip():
         age = parse_age(text)
         if age is None:
-            problems.append(f"{where}: age '{text}' is not an integer in 0..{MAX_AGE}")
-    swap = SWAP.get(row["swap_mask"].strip().lower())
+            problems.add(row, f"age '{text}' is not an integer in 0..{MAX_AGE}")
+    swap = SWAP.get(line["swap_mask"].strip().lower())
     if swap is None:
-        problems.append(f"{where}: swap_mask '{row['swap_mask']}' is not true or false")
-    gender = None if gender is None else int(gender)
-    return Override(gender, age, bool(swap)), problems
+        problems.add(row, f"swap_mask '{line['swap_mask']}' is not true or false")
+    return Override(None if gender is None else int(gender), age, bool(swap))
 
 
 def apply_overrides(
