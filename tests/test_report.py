@@ -40,7 +40,7 @@ def test_one_row_per_run_with_scores_counts_and_checkpoint(sweep: Path) -> None:
         assert (sweep / name / row["best_ckpt"]).is_file()
         assert row["model"] == "test_resnet" and row["head"] == name.split(",")[0][5:]
     assert ledger.loc[CRASHED, ["status", "model"]].tolist() == ["incomplete", "test_vit"]
-    assert ledger.loc[CRASHED, SCORES].isna().all()
+    assert ledger.loc[CRASHED, list(SCORES)].isna().all()
 
 
 def test_a_run_that_died_after_an_epoch_shows_what_it_logged(sweep: Path) -> None:
