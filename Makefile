@@ -35,8 +35,9 @@ bench: $(STAMP)  # efficientnet_lite0, 224×224, batch 32; JSON in outputs/bench
 test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -ra --durations=15
 
-test-fast: $(STAMP)  # while you work: the tests not marked slow (@pytest.mark.slow), no linters
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow" -q --durations=10
+test-fast: $(STAMP)  # the unit tier: no Trainer.fit, no process started (the slow tier has them)
+	MASK_AGE_GENDER_UNIT_TIER=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist load -m "not slow" \
+	    -q -rfE --durations=10
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
@@ -40,6 +43,27 @@ TINY = [
     "callbacks.progress_bar=null",
     "error_analysis=false",  # its plots cost seconds a run; the analysis tests turn it on
 ]
+
+
+UNIT_TIER = os.environ.get("MASK_AGE_GENDER_UNIT_TIER") == "1"  # set by `make test-fast`
+
+
+@pytest.fixture(scope="session", autouse=True)
+def unit_tier() -> Iterator[None]:
+    """``make test-fast`` is the unit tier: a test (or its fixture) that fits a model or starts a
+    process fails there, saying to mark it slow; ``make test`` runs everything."""
+    if not UNIT_TIER:
+        yield
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a unit-tier test fits a model or starts a process: mark it slow")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pl.Trainer, "fit", refuse)
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        patch.setattr(multiprocessing.process.BaseProcess, "start", refuse)  # loader workers too
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

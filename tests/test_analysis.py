@@ -116,6 +116,7 @@ def run_dir(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_sweep(archive, tmp_path_factory) / next(iter(FINISHED))
 
 
+@pytest.mark.slow
 def test_a_run_writes_its_error_analysis(run_dir: Path) -> None:
     predictions = pd.read_csv(run_dir / "val_predictions.csv")
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -135,6 +136,7 @@ def test_a_run_writes_its_error_analysis(run_dir: Path) -> None:
     assert errors["files"] == list(FIGURES)
 
 
+@pytest.mark.slow
 def test_the_report_holds_scores_taxonomy_classes_and_plots(run_dir: Path) -> None:
     report = (run_dir / "report.md").read_text()
     for heading in ("Scores", "Training", "Error taxonomy", "Takeaways", "Per class", "Label"):
@@ -146,6 +148,7 @@ def test_the_report_holds_scores_taxonomy_classes_and_plots(run_dir: Path) -> No
     assert all(f"]({name})" in report for name in FIGURES)
 
 
+@pytest.mark.slow
 def test_the_plots_are_real_images(run_dir: Path) -> None:
     for name in FIGURES:
         assert is_png(run_dir / name), name

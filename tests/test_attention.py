@@ -142,6 +142,7 @@ def sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_sweep(archive, tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_a_run_writes_its_maps_and_face_share(sweep: Path) -> None:
     ledger = collect_ledger([sweep]).set_index("run")
     for name in FINISHED:  # one head and three heads
@@ -178,6 +179,7 @@ def test_the_maps_reach_tensorboard(archive: Path, tmp_path: Path) -> None:
     assert score == pytest.approx(summary["val_cam_face_share"])
 
 
+@pytest.mark.slow
 def test_error_analysis_false_makes_no_maps(archive: Path, tmp_path: Path) -> None:
     overrides = [f"data.root={archive}", "trainer.max_epochs=1", "+trainer.limit_train_batches=1"]
     train(compose_config([*TINY, *overrides], tmp_path / "run"))  # TINY: error_analysis=false
@@ -199,6 +201,7 @@ def test_every_prepare_step_moves_a_mask_with_its_image(name: str) -> None:
     assert (box & face).sum() / (box | face).sum() > 0.85
 
 
+@pytest.mark.slow
 def test_a_broken_boxes_file_leaves_the_run_finished_and_says_why(
     sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,6 +218,7 @@ def test_a_broken_boxes_file_leaves_the_run_finished_and_says_why(
     assert not any(key.startswith("val_cam_face_share_") for key in summary)  # none stale
 
 
+@pytest.mark.slow
 def test_an_unexpected_error_of_the_maps_is_not_hidden_in_a_note(
     sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

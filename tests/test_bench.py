@@ -82,6 +82,7 @@ def tiny_argv(archive: Path, *extra: str) -> list[str]:
     return [*tiny, "--photos", "64", "--threads", "1", "--workers", "0", *extra]
 
 
+@pytest.mark.slow
 def test_a_training_step_breaks_into_parts_that_add_up_to_it(archive: Path, tmp_path: Path):
     """The Trainer as ``train`` builds it (checkpoints, loggers, progress bar, EMA on): every
     part a step has takes time, and the parts and ``other`` add up to the measured step."""

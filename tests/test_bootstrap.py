@@ -174,6 +174,7 @@ def report_intervals(run: Path) -> dict[str, list[float]]:
     return {row[0]: [float(row[2]), float(row[3])] for row in cells[2:]}  # past the header
 
 
+@pytest.mark.slow
 def test_a_run_bootstraps_once_and_its_report_reads_the_summary(
     train_config: Callable[..., DictConfig], bootstraps: list[int], tmp_path: Path
 ) -> None:
@@ -204,6 +205,7 @@ def test_a_run_bootstraps_once_and_its_report_reads_the_summary(
     assert report_intervals(alone) == shown
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_its_interval(
     archive: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

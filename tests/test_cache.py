@@ -52,6 +52,7 @@ def test_cached_photos_give_the_same_tensors_as_decoding(
         assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(paths)
 
 
+@pytest.mark.slow
 def test_loader_workers_fill_one_shared_memory_cache(paths: list[str], tmp_path: Path) -> None:
     data = dataset(paths, "memory", tmp_path, train=False)
     batches = list(DataLoader(data, batch_size=4, num_workers=2))

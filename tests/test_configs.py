@@ -81,11 +81,22 @@ def settings_tree(path: str) -> DictConfig:
     return OmegaConf.merge(*(settings_tree(f"{g}/{o}") for g, o in choices.items()), *parts)
 
 
+@pytest.fixture(scope="module")
+def default_config(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    """The default config (as a container) and its group choices, composed once."""
+    run = tmp_path_factory.mktemp("default")
+    default = OmegaConf.to_container(compose_config([], run))
+    return default, dict(HydraConfig.get().runtime.choices)
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_option_composes_resolves_and_takes_effect(group: str, option: str, tmp_path: Path) -> None:
-    default = OmegaConf.to_container(compose_config([], tmp_path))
-    default_option = HydraConfig.get().runtime.choices[group]
+def test_option_composes_resolves_and_takes_effect(
+    group: str, option: str, tmp_path: Path, default_config: tuple[dict, dict]
+) -> None:
+    default, choices = default_config
+    default_option = choices[group]
     cfg = compose_config([f"{group}={option}"], tmp_path)
+    default = {**default, "paths": {**default["paths"], "output_dir": str(tmp_path)}}
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     composed = flat(OmegaConf.to_container(cfg))
     settings = option_settings(f"{group}/{option}")

@@ -73,6 +73,7 @@ def differs(got: Weights, other: Weights) -> bool:
     return any(not torch.allclose(got[k], other[k], atol=1e-6) for k in other)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema", [True, False], ids=["ema", "no_ema"])
 def test_validation_checkpoints_and_final_weights_are_the_average(
     train_config: Callable[..., DictConfig], tmp_path: Path, ema: bool

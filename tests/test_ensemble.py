@@ -51,6 +51,7 @@ def test_hard_vote_takes_the_majority_and_breaks_ties_by_summed_probability() ->
         combine([leans_a], "median")
 
 
+@pytest.mark.slow
 def test_hflip_tta_of_a_mirror_symmetric_photo_changes_nothing(kfold: Path, tmp_path: Path) -> None:
     model = load_classifier(kfold / "data.fold=0" / "checkpoints" / "best.ckpt")
     rng = np.random.default_rng(0)
@@ -67,6 +68,7 @@ def test_hflip_tta_of_a_mirror_symmetric_photo_changes_nothing(kfold: Path, tmp_
     assert np.abs(mirrored[1] - plain[1]).max() > 1e-4  # the flip does something
 
 
+@pytest.mark.slow
 def test_ckpt_dir_ensembles_every_best_checkpoint_and_writes_probabilities(
     archive: Path, kfold: Path, tmp_path: Path
 ) -> None:
@@ -88,6 +90,7 @@ def test_ckpt_dir_ensembles_every_best_checkpoint_and_writes_probabilities(
     assert listed.equals(submission)
 
 
+@pytest.mark.slow
 def test_split_val_scores_a_checkpoint_as_its_run_did(kfold: Path, tmp_path: Path) -> None:
     run = kfold / "data.fold=1"
     output = tmp_path / "val.csv"
@@ -102,6 +105,7 @@ def test_split_val_scores_a_checkpoint_as_its_run_did(kfold: Path, tmp_path: Pat
     pd.testing.assert_frame_equal(ours, theirs, atol=2e-6, rtol=0)  # rounded to 6 places
 
 
+@pytest.mark.slow
 def test_split_oof_joins_the_folds_over_every_person(
     archive: Path, kfold: Path, tmp_path: Path
 ) -> None:
@@ -118,6 +122,7 @@ def test_split_oof_joins_the_folds_over_every_person(
         predict(tmp_path, f"ckpt_dir={kfold}", "split=val")
 
 
+@pytest.mark.slow
 def test_a_seed_sweep_validates_on_the_same_people_and_ensembles_there(
     archive: Path, tmp_path: Path
 ) -> None:

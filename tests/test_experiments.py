@@ -140,6 +140,7 @@ def test_an_experiments_own_settings_take_effect(experiment: str, tmp_path: Path
         assert cfg.data.image_size == [224, 224] and cfg.data.age_bins == [30, 60]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_trains_a_step(
     train_config: Callable[..., DictConfig], archive: Path, experiment: str
@@ -152,6 +153,7 @@ def test_every_experiment_trains_a_step(
     assert summary["experiment"] == experiment and summary["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_ema_weights_are_the_ones_validated_and_saved(
     train_config: Callable[..., DictConfig],
 ) -> None:
@@ -169,6 +171,7 @@ def test_ema_weights_are_the_ones_validated_and_saved(
     assert history[summary["best_epoch"]] == pytest.approx(from_ckpt, abs=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
 def test_step_schedules_end_with_the_last_optimizer_step(
     train_config: Callable[..., DictConfig], scheduler: str

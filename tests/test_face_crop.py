@@ -248,6 +248,7 @@ def test_predict_on_an_archive_without_boxes_detects_them_first(
     assert len(detected) == 7 * 33 and output.is_file()
 
 
+@pytest.mark.slow
 def test_predict_refuses_boxes_that_miss_photos_or_find_no_face(
     archive_copy: Path, face_run: Path, tmp_path: Path
 ) -> None:

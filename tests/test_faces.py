@@ -220,6 +220,7 @@ def test_command_writes_a_row_for_every_photo(archive_copy: Path, tmp_path: Path
     assert list(cwd.iterdir()) == []  # no Hydra output folder where it ran
 
 
+@pytest.mark.slow
 def test_a_second_run_detects_only_new_or_changed_photos(
     archive_copy: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

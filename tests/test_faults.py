@@ -128,6 +128,7 @@ def test_sigterm_and_ctrl_c_save_last_ckpt_and_mark_the_run_interrupted(
     assert checkpoint_step(run / "checkpoints" / "last.ckpt") >= step  # saved on the way out
 
 
+@pytest.mark.slow
 def test_same_seed_same_results(train_config: Callable[..., DictConfig], tmp_path: Path) -> None:
     results = []
     for name in ("a", "b"):
@@ -141,6 +142,7 @@ def test_same_seed_same_results(train_config: Callable[..., DictConfig], tmp_pat
     assert results[0][1].equals(results[1][1])
 
 
+@pytest.mark.slow
 def test_a_nan_loss_fails_the_run_naming_the_step_and_photos(
     train_config: Callable[..., DictConfig],
 ) -> None:
@@ -154,6 +156,7 @@ def test_a_nan_loss_fails_the_run_naming_the_step_and_photos(
     assert summary["reason"].startswith("NonFiniteLoss: train loss is nan")
 
 
+@pytest.mark.slow
 def test_a_photo_unreadable_after_the_start_check_fails_the_run_naming_it(
     train_config: Callable[..., DictConfig], archive_copy: Path
 ) -> None:

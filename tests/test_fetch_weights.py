@@ -60,6 +60,7 @@ def pretrained_run(archive: Path, run: Path) -> DictConfig:
     return compose_config(overrides, run)
 
 
+@pytest.mark.slow
 def test_offline_training_starts_from_the_cached_hub_weights(
     archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

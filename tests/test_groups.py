@@ -48,6 +48,7 @@ def scores(sweep: Path, loss: str, key: str = "val_f1") -> np.ndarray:
     return np.array([summary[key] for summary in summaries])
 
 
+@pytest.mark.slow
 def test_repeats_are_one_row_per_configuration_with_mean_and_t_interval(sweep: Path) -> None:
     groups = group_runs(collect_ledger([sweep])).set_index("loss")
     assert sorted(groups.index) == ["ce", "focal"]
@@ -68,6 +69,7 @@ def test_repeats_are_one_row_per_configuration_with_mean_and_t_interval(sweep: P
     assert scores(sweep, "ce").std() > 0  # the seeds did differ
 
 
+@pytest.mark.slow
 def test_the_baseline_gives_paired_deltas_and_unpaired_runs_are_left_out(sweep: Path) -> None:
     ledger = collect_ledger([sweep])
     groups = group_runs(ledger, "loss=ce").set_index("loss")
@@ -87,6 +89,7 @@ def test_the_baseline_gives_paired_deltas_and_unpaired_runs_are_left_out(sweep: 
     assert pd.isna(focal["delta_ci_low"]) and pd.isna(focal["excludes_0"])
 
 
+@pytest.mark.slow
 def test_the_intervals_match_hand_worked_students_t(sweep: Path) -> None:
     """The sweep's val F1s replaced by numbers worked out by hand, so a wrong formula (z for
     t, the population std, an unpaired difference) cannot agree with the expected values.
@@ -122,6 +125,7 @@ def test_the_intervals_match_hand_worked_students_t(sweep: Path) -> None:
     assert not focal["excludes_0"]
 
 
+@pytest.mark.slow
 def test_the_command_prints_and_writes_the_groups_and_refuses_a_bad_baseline(
     sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

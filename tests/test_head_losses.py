@@ -57,6 +57,7 @@ def multi_run(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_a_multi_head_run_logs_each_head_summing_to_the_loss(multi_run: Path) -> None:
     header = (multi_run / "metrics.csv").read_text().splitlines()[0]
     print(f"metrics.csv header (head=multi): {header}")
@@ -70,6 +71,7 @@ def test_a_multi_head_run_logs_each_head_summing_to_the_loss(multi_run: Path) ->
         assert (weighted - history[f"{stage}/loss"]).abs().max() < 1e-5, (stage, history)
 
 
+@pytest.mark.slow
 def test_a_single_head_run_logs_no_head_losses(
     archive: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -86,6 +88,7 @@ def loss_lines(run_dir: Path) -> dict[str, list[float]]:
     return {line.get_label(): list(line.get_ydata()) for line in loss_axes.get_lines()}
 
 
+@pytest.mark.slow
 def test_the_curves_figure_draws_each_head_when_logged(
     multi_run: Path, archive: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

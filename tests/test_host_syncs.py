@@ -144,6 +144,7 @@ def per_step_ops(
     return copies, per_step, ops, where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
     [

@@ -62,6 +62,7 @@ def test_auto_normalises_on_the_device_where_cuda_is_and_unknown_places_are_refu
         build_transform({}, [8, 8], MEAN, STD, False, "gpu")
 
 
+@pytest.mark.slow
 def test_a_run_normalising_on_the_device_matches_its_loader_twin(
     archive: Path, tmp_path: Path
 ) -> None:

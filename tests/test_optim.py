@@ -39,6 +39,7 @@ def test_optimizers_are_fused_where_torch_has_the_kernel_unless_the_config_says(
     assert not chosen.defaults["fused"] and chosen.defaults["foreach"] is False
 
 
+@pytest.mark.slow
 def test_onecycle_peaks_at_the_rate_scaled_to_the_batch(
     train_config: Callable[..., DictConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:

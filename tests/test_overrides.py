@@ -69,6 +69,7 @@ def test_bad_overrides_are_refused_naming_file_and_row(table: pd.DataFrame, tmp_
         read_overrides(tmp_path / "missing.csv", [person])
 
 
+@pytest.mark.slow
 def test_a_run_applies_overrides_before_the_split_and_counts_them(
     train_config, table: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -38,6 +38,7 @@ def predict_config(archive: Path, output: Path, *overrides: str):
     )
 
 
+@pytest.mark.slow
 def test_predict_reproduces_the_runs_submission_in_info_csv_order(
     archive: Path, run_dir: Path, tmp_path: Path
 ) -> None:
@@ -53,6 +54,7 @@ def test_predict_reproduces_the_runs_submission_in_info_csv_order(
     assert written.equals(expected)
 
 
+@pytest.mark.slow
 def test_an_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(
     archive: Path, run_dir: Path, tmp_path: Path
 ) -> None:
@@ -65,6 +67,7 @@ def test_an_ensemble_of_a_checkpoint_with_itself_equals_the_checkpoint(
     assert pair.equals(single)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_trained_otherwise_is_refused(
     archive: Path, run_dir: Path, tmp_path: Path
 ) -> None:
@@ -79,6 +82,7 @@ def test_a_checkpoint_trained_otherwise_is_refused(
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_hflip_tta_is_the_mean_of_each_photo_and_its_mirror_image(
     archive: Path, run_dir: Path
 ) -> None:
@@ -93,6 +97,7 @@ def test_hflip_tta_is_the_mean_of_each_photo_and_its_mirror_image(
     assert np.abs(expected - plain).max() > 1e-4  # the mirror image changes the answer
 
 
+@pytest.mark.slow
 def test_predict_gives_what_the_training_run_gives_with_a_float32_trainer(
     archive: Path, run_dir: Path, tmp_path: Path
 ) -> None:
@@ -142,6 +147,7 @@ def test_predict_command_line(archive: Path, run_dir: Path, tmp_path: Path) -> N
     ]  # no Hydra folders
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_with_weights_only(run_dir: Path) -> None:
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["hyper_parameters"]["config"]["model"]["name"] == "test_resnet"

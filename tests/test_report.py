@@ -24,6 +24,7 @@ def sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_sweep(archive, tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_one_row_per_run_with_scores_counts_and_checkpoint(sweep: Path) -> None:
     ledger = collect_ledger([sweep]).set_index("run")
     assert sorted(ledger.index) == sorted([*FINISHED, CRASHED, CRASHED_MIDWAY])
@@ -43,6 +44,7 @@ def test_one_row_per_run_with_scores_counts_and_checkpoint(sweep: Path) -> None:
     assert ledger.loc[CRASHED, list(SCORES)].isna().all()
 
 
+@pytest.mark.slow
 def test_a_run_that_died_after_an_epoch_shows_what_it_logged(sweep: Path) -> None:
     row = collect_ledger([sweep / CRASHED_MIDWAY]).iloc[0]
     assert row["run"] == CRASHED_MIDWAY and row["status"] == "incomplete"
@@ -58,6 +60,7 @@ def config_columns_of(ledger: pd.DataFrame) -> list[str]:
     return list(ledger.columns[2 : ledger.columns.get_loc(SCORES[0])])
 
 
+@pytest.mark.slow
 def test_diff_keeps_only_the_config_keys_that_vary(sweep: Path) -> None:
     finished = [sweep / name for name in FINISHED]
     config = config_columns_of(collect_ledger(finished, diff=True))
@@ -69,6 +72,7 @@ def test_diff_keeps_only_the_config_keys_that_vary(sweep: Path) -> None:
     assert {"model", "loss", "optimizer", "scheduler", "optimizer.lr"} | set(config) <= shown
 
 
+@pytest.mark.slow
 def test_the_ledger_sorts_by_any_column(sweep: Path) -> None:
     ledger = collect_ledger([sweep])
     best_first = sort_ledger(ledger, "val_f1", descending=True)
@@ -92,6 +96,7 @@ def broken_runs(sweep: Path, folder: Path) -> dict[str, str]:
     return {"garbled": "unreadable", "bad_yaml": "incomplete", "failed": "failed"}
 
 
+@pytest.mark.slow
 def test_the_command_prints_and_writes_the_ledger_and_survives_broken_runs(
     sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -126,6 +131,7 @@ def test_the_module_runs_as_a_command(sweep: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.csv", "ledger.md"]
 
 
+@pytest.mark.slow
 def test_the_command_refuses_an_unknown_column_and_an_empty_folder(
     sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

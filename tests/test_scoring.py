@@ -26,6 +26,7 @@ def probabilities(module: torch.nn.Module, loader: torch.utils.data.DataLoader) 
         return torch.cat([module.predict_proba(images).float() for images, *_ in loader]).numpy()
 
 
+@pytest.mark.slow
 def test_val_predictions_come_from_the_precision_validation_ran_in(
     train_config: Callable[..., DictConfig],
 ) -> None:

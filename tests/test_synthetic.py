@@ -179,6 +179,7 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
         generate_archive(tmp_path, people=1, eval_people=0, size=SIZE)
 
 
+@pytest.mark.slow
 def test_cli_writes_an_archive(tmp_path: Path) -> None:
     out = tmp_path / "cli"
     cmd = [sys.executable, "-m", "mask_age_gender.data.synthetic", "--out", str(out)]

@@ -29,6 +29,7 @@ SUMMARY_KEYS = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["single", "multi"])
 def test_a_run_writes_every_run_directory_file(
     train_config: Callable[..., DictConfig], head: str
@@ -67,6 +68,7 @@ def test_a_run_writes_every_run_directory_file(
     assert submission["ans"].between(0, 17).all() and len(submission) == 7 * EVAL_PEOPLE
 
 
+@pytest.mark.slow
 def test_age_bins_move_the_labels_of_a_run(train_config: Callable[..., DictConfig]) -> None:
     cfg = train_config("data.age_bins=[30,58]", "trainer=debug")
     train(cfg)

@@ -57,6 +57,7 @@ def assert_same_run(got: tuple[dict, pd.DataFrame], expected: tuple[dict, pd.Dat
 WORKERS = pytest.mark.slow  # two loader processes started per epoch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -80,6 +81,7 @@ def test_workers_and_caches_reproduce_the_plain_run(
         assert len(list((tmp_path / "cache").rglob("*.npy"))) > 0
 
 
+@pytest.mark.slow
 def test_inverse_frequency_class_weights_reach_the_checkpoint(
     train_config: Callable[..., DictConfig], archive: Path
 ) -> None:
@@ -99,6 +101,7 @@ def test_inverse_frequency_class_weights_reach_the_checkpoint(
     assert set(weights) == {"class"}
 
 
+@pytest.mark.slow
 def test_ckpt_path_resumes_a_stopped_run_to_the_uninterrupted_result(
     archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,6 +155,7 @@ def test_channels_last_auto_is_off_on_the_cpu(
     assert formats == {nhwc} and module.channels_last is nhwc
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_run_whose_val_f1_stays_flat(
     train_config: Callable[..., DictConfig],
 ) -> None:
