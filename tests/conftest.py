@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from mask_age_gender.config import CONF, compose_config  # noqa: F401  (CONF: for the tests)
 from mask_age_gender.data.synthetic import generate_archive
 from mask_age_gender.resolvers import CACHE_ENV
+from mask_age_gender.training import build, callbacks
 
 # Tiny models gain nothing from a second thread, and two threads per process stall badly when
 # the tests share the two cores with subprocess runs.
@@ -101,3 +102,10 @@ def train_config(archive: Path, tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_config([*TINY, f"data.root={archive}", *overrides], tmp_path / "run")
 
     return make
+
+
+def add_run_callback(monkeypatch: pytest.MonkeyPatch, callback: pl.Callback) -> None:
+    """Every run the test trains gets ``callback`` after the callbacks every run gets."""
+    monkeypatch.setattr(
+        build, "run_callbacks", lambda run_dir: [*callbacks.run_callbacks(run_dir), callback]
+    )

@@ -29,7 +29,8 @@ from mask_age_gender.config import CONF
 from mask_age_gender.labels import NUM_CLASSES, TASKS
 from mask_age_gender.models.metrics import TaskMetrics
 from mask_age_gender.train import train
-from mask_age_gender.training.callbacks import run_callbacks
+
+from .conftest import add_run_callback
 
 HOST_COPIES = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__")
 LOG_EVERY = 10  # trainer.log_every_n_steps: the non-finite loss check reads the device then
@@ -194,10 +195,7 @@ def test_on_a_gpu_no_step_synchronises(
         def on_train_batch_end(self, *args) -> None:  # after the other callbacks' (added last)
             torch.cuda.set_sync_debug_mode("default")
 
-    def with_sync_errors(run_dir: Path) -> list[pl.Callback]:
-        return [*run_callbacks(run_dir), SyncsAreErrors()]
-
-    monkeypatch.setattr("mask_age_gender.training.build.run_callbacks", with_sync_errors)
+    add_run_callback(monkeypatch, SyncsAreErrors())
     cfg = train_config(
         "trainer=gpu", "trainer.max_epochs=1", "+trainer.limit_train_batches=8",
         "head=multi", "mix=vertical_cutmix", "callbacks/ema=on",

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from mask_age_gender.config import compose_config
 from mask_age_gender.models.optim import build_optimizer, build_scheduler, scaled_lr
 from mask_age_gender.train import train
-from mask_age_gender.training.callbacks import run_callbacks
+
+from .conftest import add_run_callback
 
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1, "momentum": 0.9}
 ADAMW = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1.0e-3}
@@ -50,10 +51,7 @@ def test_onecycle_peaks_at_the_rate_scaled_to_the_batch(
         def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
             rates.append(optimizer.param_groups[0]["lr"])
 
-    def with_rates(run_dir: Path) -> list[pl.Callback]:
-        return [*run_callbacks(run_dir), Rates()]
-
-    monkeypatch.setattr("mask_age_gender.training.build.run_callbacks", with_rates)
+    add_run_callback(monkeypatch, Rates())
     cfg = train_config(
         "optimizer=adamw", "optimizer.lr=1e-3", "scheduler=onecycle",
         # global batch 8 × 2 accumulated = 16, 4 × the reference: AdamW's rate × sqrt(4)
