@@ -1,4 +1,4 @@
-"""data.label_overrides: corrections applied before the split, refused when they are wrong."""
+"""data.label_overrides: label corrections (the folds stay the archive's), refused when wrong."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_bad_overrides_are_refused_naming_file_and_row(table: pd.DataFrame, tmp_
 
 
 @pytest.mark.slow
-def test_a_run_applies_overrides_before_the_split_and_counts_them(
+def test_a_run_applies_overrides_and_counts_them(
     train_config, table: pd.DataFrame, tmp_path: Path
 ) -> None:
     person = table["person"].iloc[0]
