@@ -15,6 +15,7 @@ import pytest
 import timm
 import torch
 from PIL import Image
+from scipy import ndimage
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
@@ -142,6 +143,51 @@ def sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_sweep(archive, tmp_path_factory)
 
 
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB")).astype(int)
+
+
+def check_attention_png(path: Path, predictions: pd.DataFrame) -> None:
+    """attention.png as attention_plots.attention_figure draws it, saved at 100 dpi: 2.2 in a
+    panel × 2 panels × 3 classes wide = 13.2 in → 1320 px; 2.6 in × (18/3 = 6 rows of classes +
+    1.3 for the mistakes) = 18.98 in → 1898 px. A photo panel is the only large blob of ink
+    (its frame filled in); one per class and verdict the predictions have (right, wrong), and
+    one per mistake up to 6. Each holds the face box: a rectangle outline of white pixels."""
+    image = pixels(path)
+    assert image.shape == (1898, 1320, 3)
+    correct = predictions["true"] == predictions["pred"]
+    expected = len(set(zip(predictions["true"], correct, strict=True))) + min(6, (~correct).sum())
+    blobs, _ = ndimage.label(ndimage.binary_fill_holes((image < 230).any(axis=2)))
+    panels = [
+        window
+        for window in ndimage.find_objects(blobs)
+        if (window[0].stop - window[0].start) * (window[1].stop - window[1].start) > 10_000
+    ]
+    assert len(panels) == expected  # measured 18: 12 of a class and verdict, 6 mistakes
+    for window in panels:
+        white = (image[window][3:-3, 3:-3] >= 250).all(axis=2)  # inside the panel's frame
+        assert white.any(), window
+        rows, columns = np.nonzero(white)
+        top, bottom, left, right = rows.min(), rows.max(), columns.min(), columns.max()
+        edge = (np.minimum(rows - top, bottom - rows) <= 2) | (
+            np.minimum(columns - left, right - columns) <= 2
+        )
+        perimeter = 2 * (bottom - top + right - left)
+        assert edge.mean() > 0.9 and white.sum() >= 0.8 * perimeter, window  # an outline
+        assert bottom - top >= 20 and right - left >= 20, window  # measured 64-120 px a side
+
+
+def check_share_png(path: Path) -> None:
+    """cam_face_share.png: 8 × 3.6 in at 100 dpi, the three mask states' histograms in
+    matplotlib's first three colours, the box area's dashed grey line and the black mean."""
+    image = pixels(path)
+    assert image.shape == (360, 800, 3)
+    for colour in ("#1f77b4", "#ff7f0e", "#2ca02c", "#808080", "#000000"):
+        rgb = [int(colour[k : k + 2], 16) for k in (1, 3, 5)]
+        assert (image == rgb).all(axis=2).sum() >= 50, colour  # measured 266 and up
+
+
 @pytest.mark.slow
 def test_a_run_writes_its_maps_and_face_share(sweep: Path) -> None:
     ledger = collect_ledger([sweep]).set_index("run")
@@ -159,7 +205,9 @@ def test_a_run_writes_its_maps_and_face_share(sweep: Path) -> None:
         assert summary["val_cam_seconds_per_1000"] > 0
         assert ledger.loc[name, "val_cam_face_share"] == summary["val_cam_face_share"]
         assert "## Where the network looks" in (run / "report.md").read_text()
-        assert all((run / figure).stat().st_size > 5_000 for figure in FIGURES)
+        assert set(FIGURES) == {"attention.png", "cam_face_share.png"}
+        check_attention_png(run / "attention.png", predictions)
+        check_share_png(run / "cam_face_share.png")
 
 
 @pytest.mark.slow

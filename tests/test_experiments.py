@@ -21,7 +21,7 @@ from sklearn.metrics import f1_score
 from torch.optim.swa_utils import AveragedModel
 
 from mask_age_gender.train import train
-from mask_age_gender.training.ema import EMA, warmup_decay
+from mask_age_gender.training.ema import EMA
 
 from .conftest import CONF, ROOT, compose_config
 from .test_configs import flat, option_settings
@@ -214,21 +214,56 @@ def test_optuna_search_survives_a_failing_trial(archive: Path, tmp_path: Path) -
     assert statuses == ["failed", "finished"]  # the failed trial says so, with the reason
 
 
-def test_ema_decay_warms_up_so_short_runs_leave_the_initial_weights() -> None:
-    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.BatchNorm1d(1))  # + int buffer
-    ema = EMA(decay=0.999)
+def averaged_model(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """``model``'s average as :class:`EMA` keeps it in a fit."""
+    ema = EMA(decay=decay)
     averaged = AveragedModel(model, multi_avg_fn=ema.average, use_buffers=True)
     ema._average_model = averaged  # as EMA.setup makes it for a fit
+    return averaged
+
+
+def test_ema_of_one_weight_over_known_updates_is_the_hand_computed_average() -> None:
+    """The documented rule, worked out by hand: the first update copies, the t-th average after
+    it is beta·average + (1 - beta)·weight with beta = min(decay, (1 + t) / (10 + t))."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    averaged = averaged_model(model, decay=0.999)
+    weight = model.weight
+    expected = [
+        2.0,  # copied
+        11.0,  # t=1: beta = 2/11; 2/11 · 2 + 9/11 · 13 = (4 + 117)/11
+        5.0,  # t=2: beta = 3/12 = 1/4; 11/4 + 3/4 · 3 = (11 + 9)/4
+        14.0,  # t=3: beta = 4/13; 4/13 · 5 + 9/13 · 18 = (20 + 162)/13
+    ]
+    for value, average in zip((2.0, 13.0, 3.0, 18.0), expected, strict=True):
+        with torch.no_grad():
+            weight.fill_(value)
+        averaged.update_parameters(model)
+        assert averaged.module.weight.item() == pytest.approx(average)
+    # after 10⁶ updates (1 + t)/(10 + t) > 0.999, so the decay is 0.999:
+    # 0.999 · 14 + 0.001 · 1014 = 13.986 + 1.014 = 15
+    averaged.n_averaged.fill_(10**6)
+    with torch.no_grad():
+        weight.fill_(1014.0)
+    averaged.update_parameters(model)
+    assert averaged.module.weight.item() == pytest.approx(15.0)
+
+
+def test_ema_decay_warms_up_so_short_runs_leave_the_initial_weights() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.BatchNorm1d(1))  # + int buffer
+    averaged = averaged_model(model, decay=0.999)
     torch.nn.init.zeros_(model[0].weight)
     averaged.update_parameters(model)  # first update copies
     for step in range(20):
         torch.nn.init.ones_(model[0].weight)
         model[1].num_batches_tracked.fill_(step)
         averaged.update_parameters(model)
-    kept = math.prod(warmup_decay(0.999, t) for t in range(1, 21))  # share of the zeros left
+    kept = 1.0  # the share of the zeros left: the product of the decays of updates 1 … 20
+    for t in range(1, 21):
+        kept *= min(0.999, (1 + t) / (10 + t))  # the documented warm-up, written out here
+    # the product telescopes: (2 · 3 ⋯ 21) / (11 · 12 ⋯ 30) = 21! · 10! / 30! ≈ 7.0e-7
+    assert kept == pytest.approx(math.factorial(21) * math.factorial(10) / math.factorial(30))
     assert averaged.module[0].weight.detach() == pytest.approx(torch.full((1, 3), 1 - kept))
     assert 1 - kept > 0.99  # a fixed 0.999 would have moved 2 % of the way
     assert int(averaged.module[1].num_batches_tracked) == 19  # integers are copied, not averaged
-    assert warmup_decay(0.999, 10**6) == 0.999
     with pytest.raises(ValueError, match=r"callbacks\.ema\.decay=1\.5"):
         EMA(1.5)

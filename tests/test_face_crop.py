@@ -49,9 +49,19 @@ def crop(image: np.ndarray, box, margin: float, aspect) -> np.ndarray:
 @pytest.mark.parametrize(
     ("box", "margin", "aspect", "rows", "columns"),
     [
-        # 20×28 box: +7 a side (0.25 × 28) → x 3..37, y 5..47 (34×42); at W/H = 48/64 = 0.75
-        # 42 high needs only 31.5 wide, so the height grows to 34/0.75 = 45.33: y 3.33..48.67
+        # In the middle, heightened: 20×28 box, +7 a side (0.25 × 28) → x 3..37, y 5..47
+        # (34×42); at W/H = 48/64 = 0.75, 42 high needs only 31.5 wide, so the height grows to
+        # 34/0.75 = 45.33: +1.67 a side, y 3.33..48.67 → rows 3..49
         ((10, 12, 30, 40), 0.25, (64, 48), (3, 49), (3, 37)),
+        # In the middle, widened: 12×24 box, +6 a side (0.25 × 24) → x 12..36, y 10..46
+        # (24×36); 36 high needs 36 × 0.75 = 27 wide: +1.5 a side, x 10.5..37.5 → columns 10..38
+        ((18, 16, 30, 40), 0.25, (64, 48), (10, 46), (10, 38)),
+        # At the top-left corner, heightened and clipped: 24×16 box, +6 a side → x -4..32,
+        # y -5..23 (36×28); 36 wide needs 36/0.75 = 48 high: +10 a side, y -15..33; clipped at 0
+        ((2, 1, 26, 17), 0.25, (64, 48), (0, 33), (0, 32)),
+        # At the bottom-right corner, widened and clipped: 8×16 box, +4 a side → x 34..50,
+        # y 40..64 (16×24); 24 high needs 18 wide: +1 a side, x 33..51; clipped to x ≤ 48
+        ((38, 44, 46, 60), 0.25, (64, 48), (40, 64), (33, 48)),
         # 16×22 box: +11 a side → x 19..57, y 29..73 (38×44); square: x 16..60, clipped 16..48,
         # y clipped 29..64
         ((30, 40, 46, 62), 0.5, (1, 1), (29, 64), (16, 48)),
@@ -169,12 +179,27 @@ def test_photos_without_a_face_get_the_centre_crop_and_are_counted(
     assert sorted(int(line.split()[1]) for line in counted) == [0, 2]  # one person's photos
 
 
-def hand_crop(archive: Path, path: str) -> np.ndarray:
-    """The photo cut to its true box by crop_window's rule, then resized to 64×48."""
+# Two eval photos of the archive (eval/info.csv rows 0 and 5), their true boxes (x1, y1, x2,
+# y2) and the windows worked out by hand from them at face_crop's margin 0.25 and 64×48 (W/H
+# 0.75); floor of the start, ceil of the end, nothing clipped from the 48×64 photos.
+HAND_WINDOWS = {
+    # 21.54×27.00 box, +6.75 a side → x 7.20..42.24, y 6.56..47.06 (35.04×40.50); 35.04 wide
+    # needs 35.04/0.75 = 46.72 high: +3.11 a side, y 3.45..50.17 → x 7..43, y 3..51
+    0: ((13.95, 13.31, 35.49, 40.31), (7, 3, 43, 51)),
+    # 22.14×27.48 box, +6.87 a side → x 4.78..40.66, y 6.51..47.73 (35.88×41.22); 35.88 wide
+    # needs 47.84 high: +3.31 a side, y 3.20..51.04 → x 4..41, y 3..52
+    5: ((11.65, 13.38, 33.79, 40.86), (4, 3, 41, 52)),
+}
+
+
+def hand_crop(archive: Path, k: int) -> tuple[str, np.ndarray]:
+    """Eval photo ``k``'s path, and the photo cut to its hand-computed window and resized to
+    64×48, after checking that its true box is the one the window was worked out from."""
+    path = read_eval(archive, False)["path"][k]
+    box, (x1, y1, x2, y2) = HAND_WINDOWS[k]
     row = true_boxes(archive).set_index("path").loc[str(Path(path).relative_to(archive))]
-    image = load_rgb(path)
-    x1, y1, x2, y2 = crop_window((row.x1, row.y1, row.x2, row.y2), 0.25, (64, 48), image.shape)
-    return A.Resize(64, 48)(image=image[y1:y2, x1:x2])["image"]
+    assert (row.x1, row.y1, row.x2, row.y2) == pytest.approx(box)
+    return path, A.Resize(64, 48)(image=load_rgb(path)[y1:y2, x1:x2])["image"]
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +236,9 @@ def test_a_face_crop_run_trains_predicts_and_ensembles_on_the_crops(
     module = load_classifier(ckpt)
     eval_paths = list(read_eval(archive)["path"])
     dataset = eval_loader(module, eval_paths, 4, 0).dataset
-    for k in (0, 5):  # predict sees the hand crop
-        assert np.array_equal(dataset.photos(k), hand_crop(archive, eval_paths[k]))
+    for k in HAND_WINDOWS:  # predict sees the hand crop
+        path, expected = hand_crop(archive, k)
+        assert dataset.paths[k] == path and np.array_equal(dataset.photos(k), expected)
     # the run's own submission (its data module's crops) is what predict gives (eval_loader's)
     single = predict_archive(predict_config(archive, tmp_path / "one.csv", f"ckpt={ckpt}"))
     assert single.equals(pd.read_csv(face_run / "submission.csv", dtype={"ImageID": str}))
@@ -225,14 +251,16 @@ def test_a_face_crop_run_trains_predicts_and_ensembles_on_the_crops(
 @pytest.mark.slow
 def test_mistakes_show_the_crop_the_network_saw(face_run: Path, archive: Path) -> None:
     run = analyse_run(face_run)
-    paths = list(run.mistakes["path"].head(2))
-    seen = network_view(run, paths)
-    assert seen is not None
-    for image, path in zip(seen, paths, strict=True):
-        assert np.array_equal(image, hand_crop(archive, path))  # 64×48: under the thumbnail
+    mistakes = list(run.mistakes["path"].head(2))
+    hand = [hand_crop(archive, k) for k in HAND_WINDOWS]  # photos of known window
+    seen = network_view(run, [*mistakes, *(path for path, _ in hand)])
+    assert seen is not None and len(seen) == len(mistakes) + len(hand)
+    assert all(image.shape == (64, 48, 3) for image in seen[: len(mistakes)])
+    for image, (_, expected) in zip(seen[len(mistakes) :], hand, strict=True):
+        assert np.array_equal(image, expected)  # 64×48: under the thumbnail
     figure = face_crop_figure(run)  # the notebook's: 7 photos above their crops
     assert figure is not None and len(figure.axes) == 14
-    assert network_view(replace(run, summary={}), paths) is None  # a run without face crop
+    assert network_view(replace(run, summary={}), mistakes) is None  # a run without face crop
 
 
 @pytest.mark.slow
