@@ -120,8 +120,7 @@ class FaceDataModule(pl.LightningDataModule):
         so the work is done once. Nothing is written under ``root``."""
         self._read()
         if self._pipeline("train").crops_faces:
-            tables = (self.train_table, self.val_table, self.eval_table)
-            photos = [p for t in tables if t is not None for p in t["path"]]
+            photos = [p for table in self._stages().values() for p in table["path"]]
             detect_missing(self.root, self.face_boxes, self.cache_dir, photos)
         if self.transform["normalize"] == "train_stats":
             self._train_stats()
@@ -296,8 +295,7 @@ class FaceDataModule(pl.LightningDataModule):
         return self.cache
 
     def _choose_cache(self) -> None:
-        tables = (self.train_table, self.val_table, self.eval_table)
-        photos = sum(len(t) for t in tables if t is not None)
+        photos = sum(len(table) for table in self._stages().values())
         processes = (
             self.trainer.num_devices if self.trainer else int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         )

@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mask_age_gender.data.face_boxes import box_rows, boxes_of, default_boxes_path, read_face_boxes
+from mask_age_gender.data.face_boxes import (
+    box_rows,
+    boxes_of,
+    default_boxes_path,
+    read_face_boxes,
+    relative_path,
+)
 from mask_age_gender.data.face_detect import detect_archive
 from mask_age_gender.errors import UserMistake
 
@@ -55,16 +61,22 @@ def detect_missing(
     if face_boxes is not None or path is None:
         return
     if path.is_file():
-        unlisted = (
-            photos is not None
-            and not boxes_of(read_face_boxes(path, root), photos, root)["listed"].all()
-        )
-        if not unlisted:
+        if photos is None or lists_all(path, photos, root):
             return
         log.info("face_crop: %s lacks some photos: detecting them", path)
     else:
         log.info("face_crop: no data.face_boxes and no %s: detecting the faces", path)
     detect_archive(root, path, verify_images=False)  # the caller has read the archive
+
+
+def lists_all(path: Path, photos: Sequence[str], root: str | Path) -> bool:
+    """Whether the boxes file has a row for every photo: its ``path`` column alone (the rows
+    are checked once, where they are read); a file that cannot say is detected anew."""
+    try:
+        listed = set(pd.read_csv(path, usecols=["path"], dtype=str)["path"])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return False
+    return all(relative_path(photo, root) in listed for photo in photos)
 
 
 def face_boxes_table(

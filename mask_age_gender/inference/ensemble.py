@@ -14,12 +14,11 @@ from hydra.utils import instantiate
 
 from mask_age_gender.config import list_or_value
 from mask_age_gender.data.datamodule import FaceDataModule
-from mask_age_gender.data.split import split_by_person
+from mask_age_gender.data.split import person_folds
 from mask_age_gender.inference.checkpoints import check_checkpoints, load_classifier
 from mask_age_gender.models.module import FaceClassifier
 
 ENSEMBLES = ("soft", "hard")
-STRATA = {"archive_gender": "gender", "archive_age_group": "age_group"}  # labelled_photos' columns
 SPLIT_KEYS = ("root", "n_folds", "split_seed", "age_bins", "label_overrides")  # the fold aside
 
 
@@ -80,26 +79,22 @@ def split_of(module: FaceClassifier) -> tuple[dict[str, Any], int]:
 
 def labelled_photos(module: FaceClassifier, root: str | None = None) -> pd.DataFrame:
     """Every training photo of the archive a checkpoint was trained on (``root`` if it
-    moved), labelled as in its training (``data.label_overrides``), before the split, with
-    the archive's own labels in ``archive_gender`` and ``archive_age_group``: they, not the
-    corrections, drew the folds."""
+    moved), labelled as in its training (``data.label_overrides``), with its person's ``fold``
+    as training drew it (from the archive's own labels, not the corrections)."""
     config = module.hparams.config
     data = {**config["data"], "transform": config["transform"]}
     if root is not None:
         data["root"] = root
     datamodule: FaceDataModule = instantiate(data, _recursive_=False)
     table = datamodule.read_labelled()
-    archive = datamodule.archive_table
-    return table.assign(archive_gender=archive["gender"], archive_age_group=archive["age_group"])
+    folds = person_folds(datamodule.archive_table, data["n_folds"], data["split_seed"])
+    return table.assign(fold=table["person"].map(folds))
 
 
 def validation_photos(table: pd.DataFrame, module: FaceClassifier) -> pd.DataFrame:
-    """The photos of the people a checkpoint validated on, split as in its training: the folds
-    drawn from the archive's own labels (``table`` from :func:`labelled_photos`)."""
-    data = module.hparams.config["data"]
-    strata = table[["person", *STRATA]].rename(columns=STRATA)
-    photos = table.drop(columns=list(STRATA))
-    return split_by_person(photos, data["n_folds"], data["fold"], data["split_seed"], strata)[1]
+    """The photos of the people a checkpoint validated on (``table``: :func:`labelled_photos`)."""
+    validated = table["fold"] == module.hparams.config["data"]["fold"]
+    return table[validated].drop(columns="fold").reset_index(drop=True)
 
 
 def fold_groups(models: dict[str, FaceClassifier], split: str) -> dict[int, list[str]]:
