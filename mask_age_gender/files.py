@@ -18,6 +18,7 @@ METRICS = "metrics.csv"  # one row per logged step/epoch (the CSV logger's)
 PREDICTIONS = "val_predictions.csv"  # photo, person, true, predicted, 18 probabilities
 PROBABILITIES = [f"p{k:02d}" for k in range(NUM_CLASSES)]  # its 18 probability columns
 SUBMISSION = "submission.csv"  # ImageID,ans for eval/info.csv, when the archive has eval/
+GROUPS = "groups.csv"  # ImageID,group beside a submission: predict people.group=true
 REPORT = "report.md"  # the error analysis, for reading
 ERRORS = "errors.json"  # the error analysis, for programs
 ATTENTION = "attention.csv"  # per validation photo: its Grad-CAM map's share on the face

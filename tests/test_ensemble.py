@@ -94,7 +94,8 @@ def test_ckpt_dir_ensembles_every_best_checkpoint_and_writes_probabilities(
 def test_split_val_scores_a_checkpoint_as_its_run_did(kfold: Path, tmp_path: Path) -> None:
     run = kfold / "data.fold=1"
     output = tmp_path / "val.csv"
-    predict(tmp_path, f"ckpt='{run}/checkpoints/best.ckpt'", "split=val", f"output={output}")
+    checkpoint = f"ckpt='{run}/checkpoints/best.ckpt'"
+    predict(tmp_path, checkpoint, "split=val", f"output={output}", "people.group=true")
     scores = json.loads(output.with_suffix(".json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     assert scores["f1"] == pytest.approx(summary["val_f1"], abs=1e-6)
@@ -103,6 +104,7 @@ def test_split_val_scores_a_checkpoint_as_its_run_did(kfold: Path, tmp_path: Pat
     theirs = pd.read_csv(run / "val_predictions.csv")
     assert ours["pred"].equals(theirs["pred"])
     pd.testing.assert_frame_equal(ours, theirs, atol=2e-6, rtol=0)  # rounded to 6 places
+    assert ours["group"].equals(theirs["group"])  # the people the run found, found again
 
 
 @pytest.mark.slow

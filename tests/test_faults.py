@@ -29,7 +29,7 @@ from mask_age_gender.training.status import NotEnoughRoom
 
 from .conftest import ROOT, TEST_CONF, TINY
 
-TIMINGS = {"seconds", "fit_images_per_s", "fit_images"}  # differ by process
+TIMINGS = {"seconds", "fit_images_per_s", "fit_images", "people_seconds"}  # differ by process
 STEPS_PER_EPOCH = 10  # 161 training photos of the tiny archive in batches of 16, last dropped
 # one thread: a tiny model runs faster on it, and a run and its resumption compute alike
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}

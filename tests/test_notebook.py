@@ -41,7 +41,7 @@ def test_the_notebook_shows_a_sweep_without_errors(
     outputs = [out for cell in notebook.cells for out in cell.get("outputs", [])]
     images = [out for out in outputs if "image/png" in out.get("data", {})]
     tables = [out for out in outputs if "text/html" in out.get("data", {})]
-    assert len(images) == 9  # groups, curves, two confusions, age, mistakes, maps, shares, suspects
+    assert len(images) == 10  # groups, people, curves, 2 confusions, age, mistakes, 2 maps, suspect
     assert len(tables) >= 6  # ledger, diff, groups, scores, taxonomy, per class (+ suspects)
     ledger_html = tables[0]["data"]["text/html"]
     assert all(name in ledger_html for name in ("head=single", "model=test_vit", "incomplete"))

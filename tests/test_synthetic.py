@@ -147,6 +147,8 @@ def test_eval_split_and_truth(archive: Path) -> None:
     masks = [int(decode(y)[0]) for y in labels]
     assert masks.count(0) == 5 * EVAL_PEOPLE  # mask1..mask5 are worn
     assert masks.count(1) == masks.count(2) == EVAL_PEOPLE
+    people = [row["person"] for row in truth]
+    assert sorted(people.count(p) for p in set(people)) == [7] * EVAL_PEOPLE  # whole people
 
 
 def test_eval_people_are_not_train_people() -> None:

@@ -22,7 +22,7 @@ from mask_age_gender.training.build import build_datamodule, fitted_config
 
 from .conftest import TINY, compose_config
 
-TIMINGS = {"seconds", "fit_images_per_s", "fit_images", "cache_gb"}  # differ by run
+TIMINGS = {"seconds", "fit_images_per_s", "fit_images", "cache_gb", "people_seconds"}  # by run
 # random augmentation, a weighted sampler and 2 epochs of 4 batches: what workers could change
 # dropout draws from torch's global RNG: a loader that also drew from it (one without its own
 # generator, iterated anew each epoch with 0 workers, once with persistent ones) shifts it

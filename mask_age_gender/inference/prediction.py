@@ -1,7 +1,8 @@
 """What ``predict`` writes, from one checkpoint or an ensemble, for ``split=eval|val|oof``.
 
-``split=eval`` writes the submission (``ImageID,ans`` in ``eval/info.csv`` order) and the
-18 probabilities beside it; ``split=val|oof`` writes predictions in ``val_predictions.csv``'s
+``split=eval`` writes the submission (``ImageID,ans`` in ``eval/info.csv`` order), the
+18 probabilities beside it and, with ``people.group``, the groups (``groups.csv``);
+``split=val|oof`` writes predictions in ``val_predictions.csv``'s
 format and their scores, the ensemble's and each member's. ``write_submission`` and
 ``prediction_table`` are those two formats, which a training run writes too.
 """
@@ -9,6 +10,7 @@ format and their scores, the ensemble's and each member's. ``write_submission`` 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from mask_age_gender.data.archive import read_eval
-from mask_age_gender.files import PROBABILITIES, write_csv_atomic, write_json_atomic
+from mask_age_gender.files import GROUPS, PROBABILITIES, write_csv_atomic, write_json_atomic
 from mask_age_gender.inference.ensemble import (
     combine,
     fold_groups,
@@ -25,6 +27,7 @@ from mask_age_gender.inference.ensemble import (
     load_members,
     validation_photos,
 )
+from mask_age_gender.inference.people import PeopleOptions, agree_people, split_outputs
 from mask_age_gender.inference.proba import eval_loader, predict_proba, resolve_device
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.models.scores import score
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 def predict_archive(cfg: DictConfig) -> pd.DataFrame:
     """Predict what ``cfg.split`` names and write it; returns the table written."""
+    people_options(cfg)  # refused before anything is loaded
     device = resolve_device(cfg.device)
     models = load_members(cfg.ckpt, cfg.ckpt_dir, dict(cfg.expect))
     log.info("%d checkpoint(s), ensemble=%s, tta=%s", len(models), cfg.ensemble, cfg.tta)
@@ -53,13 +57,34 @@ def ensemble_proba(
 ) -> list[np.ndarray]:
     """Each model's N × 18 probabilities of the photos (in the archive at ``root``; None: the
     model's own), through its own transform (a face crop with ``data.face_boxes`` or the
-    archive's detected boxes), in float32 on ``device``."""
+    archive's detected boxes), in float32 on ``device``; with ``people.group``, each photo's
+    embedding after them (``people.split_outputs``)."""
     out = []
+    embed = people_options(cfg).group
     boxes = {"face_boxes": cfg.data.get("face_boxes"), "cache_dir": cfg.data.get("cache_dir")}
     for path, module in models.items():
         loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers, root, **boxes)
-        out.append(predict_proba(module, loader, device, "32-true", cfg.tta, name=path))
+        out.append(predict_proba(module, loader, device, "32-true", cfg.tta, path, embed=embed))
     return out
+
+
+def answers(
+    cfg: DictConfig, outputs: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(labels, mean probabilities, groups) of the members' ``ensemble_proba``: combined by
+    ``cfg.ensemble``; with ``people.group``, the photos grouped into people (else None) and
+    made to agree as ``people.agree|structure`` say."""
+    options = people_options(cfg)
+    labels, probs = combine([split_outputs(out)[0] for out in outputs], cfg.ensemble)
+    if not options.group:
+        return labels, probs, None
+    embedded = [split_outputs(out)[1] for out in outputs]
+    agreed, groups = agree_people(probs, labels, embedded, options)
+    return agreed, probs, groups
+
+
+def people_options(cfg: DictConfig) -> PeopleOptions:
+    return PeopleOptions(**cfg.get("people") or {})
 
 
 def predict_eval(
@@ -70,10 +95,13 @@ def predict_eval(
     table = read_eval(root, cfg.data.verify_images)
     if table is None:
         raise FileNotFoundError(f"no eval/ folder under {root}: nothing to predict")
-    members = ensemble_proba(cfg, models, list(table["path"]), device, root)
-    labels, probs = combine(members, cfg.ensemble)
+    outputs = ensemble_proba(cfg, models, list(table["path"]), device, root)
+    labels, probs, groups = answers(cfg, outputs)
     output = Path(cfg.output or "submission.csv")
     submission = write_submission(output, table["image_id"], labels)
+    if groups is not None:
+        ids = table["image_id"].to_numpy()
+        write_csv_atomic(output.with_name(GROUPS), pd.DataFrame({"ImageID": ids, "group": groups}))
     columns = pd.DataFrame(probs.round(6), columns=PROBABILITIES)
     write_csv_atomic(
         Path(cfg.probabilities or output.with_name("probabilities.csv")),
@@ -100,22 +128,27 @@ def predict_folds(
     groups = fold_groups(models, cfg.split)  # one archive and split for all: read it once
     labelled = labelled_photos(next(iter(models.values())), cfg.data.root)
     people = int(labelled["person"].nunique())
-    tables, folds, members = [], {}, {}
+    tables, folds, members, numbered = [], {}, {}, 0
     for fold, paths in sorted(groups.items()):
         val = validation_photos(labelled, models[paths[0]])
         fold_models = {path: models[path] for path in paths}
-        member_probs = ensemble_proba(cfg, fold_models, list(val["path"]), device, cfg.data.root)
+        outputs = ensemble_proba(cfg, fold_models, list(val["path"]), device, cfg.data.root)
         truth = val["label"].to_numpy()
-        for path, probs in zip(paths, member_probs, strict=True):
+        for path, out in zip(paths, outputs, strict=True):
+            probs = split_outputs(out)[0]
             members[path] = {"fold": fold, **rounded(score(probs.argmax(axis=1), truth))}
-        labels, probs = combine(member_probs, cfg.ensemble)
+        labels, probs, found = answers(cfg, outputs)
         folds[fold] = rounded(score(labels, truth))
-        tables.append(prediction_table(val, labels, probs).assign(fold=fold))
+        table = prediction_table(val, labels, probs).assign(fold=fold)
+        if found is not None:  # numbered on from the last fold's
+            table["group"], numbered = found + numbered, numbered + int(found.max(initial=-1)) + 1
+        tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     result = {
         "split": cfg.split,
         "ensemble": cfg.ensemble,
         "tta": cfg.tta,
+        "people_options": asdict(people_options(cfg)),
         "checkpoints": len(models),
         **rounded(score(table["pred"].to_numpy(), table["true"].to_numpy())),
         "photos": len(table),

@@ -115,8 +115,10 @@ def predict_proba(
     tta: str = "none",
     progress: bool = True,
     name: str = "",
+    embed: bool = False,
 ) -> np.ndarray:
-    """N × 18 class probabilities (float32, on the CPU) of the loader's photos, in its order.
+    """N × 18 class probabilities (float32, on the CPU) of the loader's photos, in its order;
+    with ``embed``, N × (18 + D): each photo's embedding after them (``people.split_outputs``).
 
     A Trainer of one process on ``device`` in ``precision`` runs ``module.predict_step``;
     ``tta='hflip'`` averages each photo with its mirror image. ``progress``: Lightning's bar
@@ -139,16 +141,16 @@ def predict_proba(
             enable_model_summary=False,
             enable_progress_bar=live_bar,
         )
-        module.predict_tta = tta
+        module.predict_tta, module.predict_embed = tta, embed
         try:
             batches = trainer.predict(module, dataloaders=loader)
         finally:
-            del module.predict_tta  # back to the class's "none"
+            del module.predict_tta, module.predict_embed  # back to the class's defaults
     return torch.cat(batches).numpy() if batches else np.zeros((0, 18), dtype=np.float32)
 
 
 def predict_as_trained(
-    trainer: pl.Trainer, module: FaceClassifier, loader: DataLoader
+    trainer: pl.Trainer, module: FaceClassifier, loader: DataLoader, embed: bool = False
 ) -> np.ndarray:
     """N × 18 class probabilities computed the way ``trainer`` validated: its precision
     (bf16-mixed autocast, say) on its device. A Trainer of one process, so the rank that
@@ -160,6 +162,7 @@ def predict_as_trained(
         device=trainer.strategy.root_device,
         precision=trainer.precision,
         progress=trainer.progress_bar_callback is not None,
+        embed=embed,
     )
 
 

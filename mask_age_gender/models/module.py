@@ -20,6 +20,7 @@ from mask_age_gender.models.nonfinite import FirstNonFinite
 from mask_age_gender.models.optim import build_optimizer, build_scheduler
 
 RUNTIME_OPTIONS = ("compile", "channels_last")  # model.* keys that are not backbone arguments
+SHOOT_DIMS = 36  # border_colours: 12 outer cells of a 4 × 4 grid, 3 channels
 # model.compile: torch.compile's mode (true is "default"); false runs eager. The last two replay
 # CUDA graphs, which hold one input shape: evaluation pads a short last batch to full size.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -95,28 +96,37 @@ class FaceClassifier(pl.LightningModule):
             images = ((images.float() - mean) / std).to(dtype)
         return images
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits by head task."""
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's pooled features, a row per photo."""
         photos = len(images)
         if not self.training and photos < self.eval_batch:  # one shape for the CUDA graph
             padding = images.new_zeros((self.eval_batch - photos, *images.shape[1:]))
             images = torch.cat([images, padding])  # eval-mode layers see each photo alone
-        logits = self.head(self.backbone(self.as_input(images)))
-        return {task: values[:photos] for task, values in logits.items()}
+        return self.backbone(self.as_input(images))[:photos]
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits by head task."""
+        return self.head(self.features(images))
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """Probabilities over the 18 classes, whatever the head."""
         return self.head.probabilities(self(images))
 
     predict_tta = "none"  # "hflip": predict_step averages each photo with its mirror image
+    predict_embed = False  # True: predict_step adds each photo's embedding (inference/people.py)
 
     def predict_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """A batch's 18 class probabilities, in float32 on the CPU (``Trainer.predict``); with
-        ``predict_tta="hflip"`` the mean of each photo's and its mirror image's."""
+        ``predict_tta="hflip"`` the mean of each photo's and its mirror image's. With
+        ``predict_embed``, each row goes on with the photo's pooled features and its
+        ``border_colours``."""
         images = batch[0]
-        probs = self.predict_proba(images)
+        features = self.features(images)
+        probs = self.head.probabilities(self.head(features))
         if self.predict_tta == "hflip":
             probs = (probs + self.predict_proba(images.flip(dims=[3]))) / 2
+        if self.predict_embed:
+            probs = torch.cat([probs.float(), features.float(), border_colours(images)], dim=1)
         return probs.float().cpu()
 
     def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
@@ -182,6 +192,16 @@ class FaceClassifier(pl.LightningModule):
         total_steps = int(self.trainer.estimated_stepping_batches)
         schedule = build_scheduler(optimizer, config.get("scheduler") or {}, total_steps)
         return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def border_colours(images: torch.Tensor) -> torch.Tensor:
+    """Each photo's mean colours in the outer cells of a 4 × 4 grid (``SHOOT_DIMS`` values):
+    the background and clothes of its shoot, which a person's seven photos share, without the
+    face in the middle, which the mask changes."""
+    cells = torch.nn.functional.adaptive_avg_pool2d(images.float(), 4)
+    border = torch.ones(4, 4, dtype=torch.bool, device=images.device)
+    border[1:-1, 1:-1] = False
+    return cells[:, :, border].flatten(1)
 
 
 def compile_mode(setting: bool | str) -> str | None:

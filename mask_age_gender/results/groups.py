@@ -4,7 +4,8 @@ Runs whose configs differ only in ``seed`` and/or ``data.fold`` (``REPEAT_KEYS``
 that equals one of them in every run, such as ``data.seed: ${seed}``) are one configuration.
 Its row gives ``n`` (runs with a val F1), ``failed`` (runs without one: failed, interrupted,
 incomplete, running, unreadable; listed, never averaged) and, for val macro F1, the per-task
-F1s and the class-activation maps' face share (``val_cam_face_share``), the mean, standard
+F1s, the class-activation maps' face share (``val_cam_face_share``) and the people measures
+(``people_ari``, ``val_f1_people``, ``people_gain``: ``people_gain.py``), the mean, standard
 deviation and a 95 % t-interval over the n runs
 (mean ± t₀.₉₇₅,ₙ₋₁·std/√n, scipy's ``ttest_1samp(...).confidence_interval``; none for n = 1).
 
@@ -34,7 +35,10 @@ from mask_age_gender.results.ledger import SCORES
 from mask_age_gender.results.run_report import MISSING
 
 REPEAT_KEYS = ("seed", "data.fold")
-METRICS = ("val_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_cam_face_share")
+METRICS = (
+    *("val_f1", "val_f1_mask", "val_f1_gender", "val_f1_age", "val_cam_face_share"),
+    *("people_ari", "val_f1_people", "people_gain"),  # people_gain: paired within each run
+)
 STATS = ("mean", "std", "ci_low", "ci_high")
 DELTAS = ("n_pairs", "delta_mean", "delta_ci_low", "delta_ci_high", "excludes_0")
 SHARE = "val_cam_face_share"  # paired too, where the runs mapped their photos (attention.py)

@@ -45,6 +45,7 @@ SCORES = (
     *("val_f1_ci_low", "val_f1_ci_high"),  # 95 % over validation people (bootstrap.py)
     *("val_f1_mask", "val_f1_gender", "val_f1_age", "best_epoch", "epochs_run"),
     "val_cam_face_share",  # the class-activation maps' mass on the face (results/attention.py)
+    *("people_ari", "val_f1_people", "val_f1_true", "people_gain"),  # results/people_gain.py
 )
 COUNTS = ("mistakes", *CATEGORIES, "multi_attribute")
 ROW_COLUMNS = ["run", "status", *SCORES, *COUNTS, "seconds", "best_ckpt", "note"]

@@ -1,5 +1,6 @@
 """A run's error analysis written into its folder: ``report.md``, ``errors.json``, the PNGs
-named in ``plots.FIGURES`` and ``attention_plots.FIGURES``, and ``attention.csv``."""
+named in ``plots.FIGURES`` and ``attention_plots.FIGURES``, ``people.png`` and
+``attention.csv``."""
 
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ from mask_age_gender.results import attention_plots, plots
 from mask_age_gender.results.attention import MASK_STATES, attend_run, attention_summary
 from mask_age_gender.results.bootstrap import RESAMPLES
 from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
+from mask_age_gender.results.people_gain import contact_sheet, people_lines
 from mask_age_gender.results.run_reader import read_summary, run_config
 
 MISSING = "-"  # how a missing value shows in a Markdown table
-FIGURES = (*plots.FIGURES, *attention_plots.FIGURES)  # every PNG a run's analysis writes
+PEOPLE_FIGURE = "people.png"  # a few validation groups found (people_gain.contact_sheet)
+FIGURES = (*plots.FIGURES, *attention_plots.FIGURES, PEOPLE_FIGURE)  # every PNG of the analysis
 
 
 def write_error_analysis(
@@ -43,6 +46,7 @@ def write_error_analysis(
     shown = attention_plots.gallery(run.predictions)
     attention = attend_run(run_dir, run.predictions, list(shown["path"]), device)
     figures = plots.run_figures(run) | attention_plots.attention_figures(attention, shown)
+    figures[PEOPLE_FIGURE] = contact_sheet(run.predictions)
     for name, figure in figures.items():
         plots.save_png(figure, run_dir / name)
     write_csv_atomic(run_dir / ATTENTION, attention.table)
@@ -98,6 +102,7 @@ def report_markdown(run: RunAnalysis, figures: list[str], cam: dict[str, Any] | 
         *training_lines(run.summary),
         *face_crop_lines(run),
         *attention_lines(cam or {}),
+        *people_lines(run.summary),
         "## Error taxonomy",
         "",
         f"Each mistake counted once, under its first category (age boundary: adjacent groups, "

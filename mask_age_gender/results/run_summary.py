@@ -23,10 +23,12 @@ from mask_age_gender.files import (
     write_json_atomic,
 )
 from mask_age_gender.inference.checkpoints import load_classifier
+from mask_age_gender.inference.people import split_outputs
 from mask_age_gender.inference.prediction import prediction_table, write_submission
 from mask_age_gender.inference.proba import predict_as_trained
 from mask_age_gender.models.scores import score
 from mask_age_gender.results.bootstrap import RESAMPLES, SEED, person_bootstrap, summary_keys
+from mask_age_gender.results.people_gain import people_scores
 from mask_age_gender.results.run_reader import epoch_history, read_summary
 from mask_age_gender.results.run_report import write_error_analysis
 from mask_age_gender.results.to_loggers import publish_analysis
@@ -75,12 +77,16 @@ def finish_run(trainer: pl.Trainer, datamodule: FaceDataModule, run: TrainingRun
 def best_scores(
     trainer: pl.Trainer, model: pl.LightningModule, datamodule: FaceDataModule, run_dir: Path
 ) -> dict[str, Any]:
-    """The best checkpoint's validation scores with their person-level intervals, and the
-    logged values at its epoch; writes its validation predictions and the submission."""
+    """The best checkpoint's validation scores with their person-level intervals, what
+    agreeing within people gains (``people_gain.py``), and the logged values at its epoch;
+    writes its validation predictions (with the groups found) and the submission."""
     val = datamodule.val_table
-    probs = predict_as_trained(trainer, model, datamodule.val_dataloader(shard=False))
+    loader = datamodule.val_dataloader(shard=False)
+    probs, embedded = split_outputs(predict_as_trained(trainer, model, loader, embed=True))
     preds = probs.argmax(axis=1)
-    write_csv_atomic(run_dir / PREDICTIONS, prediction_table(val, preds, probs))
+    people, groups = people_scores(probs, embedded, val["label"].to_numpy(), val["person"])
+    table = prediction_table(val, preds, probs).assign(group=groups)  # the groups found
+    write_csv_atomic(run_dir / PREDICTIONS, table)
     eval_loader = datamodule.eval_dataloader()
     if eval_loader is not None:
         labels = predict_as_trained(trainer, model, eval_loader).argmax(axis=1)
@@ -94,6 +100,7 @@ def best_scores(
     return {
         **{f"val_{name}": round(value, 6) for name, value in score(preds, val["label"]).items()},
         **summary_keys(intervals, RESAMPLES, SEED),
+        **people,
         "val_loss": float(at_best["val/loss"]),
         "train_f1": float(at_best.get("train/f1", np.nan)),
         "train_acc": float(at_best.get("train/acc", np.nan)),

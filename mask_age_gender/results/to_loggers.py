@@ -33,6 +33,7 @@ from mask_age_gender.results.run_report import FIGURES
 SCORES = (
     "val_f1", "val_f1_ci_low", "val_f1_ci_high", "val_acc", "val_loss",
     "val_f1_mask", "val_f1_gender", "val_f1_age", "val_cam_face_share", "best_epoch", "epochs_run",
+    "people_ari", "val_f1_people", "val_f1_true", "people_gain",
 )  # fmt: skip
 FIGURE_TAG = "analysis/{}"  # the tag of a figure: analysis/confusion, analysis/curves, …
 

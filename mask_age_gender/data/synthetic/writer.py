@@ -1,6 +1,6 @@
 """Writing the archive: ``train/`` with its csv, ``eval/`` with ``info.csv``, and beside them
-the answers no real archive has: ``eval_truth.csv`` (labels) and ``face_boxes_true.csv`` (where
-each face was drawn, in ``data.face_boxes``' format).
+the answers no real archive has: ``eval_truth.csv`` (label and person) and
+``face_boxes_true.csv`` (where each face was drawn, in ``data.face_boxes``' format).
 
 The files, names and quirks follow the real archive; the images come from ``drawing``, the
 layout from ``plan``.
@@ -85,7 +85,8 @@ def _write_train(out: Path, plan: Plan, seed: int, size: tuple[int, int]) -> lis
 def _write_eval(
     out: Path, plan: Plan, seed: int, size: tuple[int, int], quirks: bool
 ) -> list[tuple]:
-    """The eval photos, ``info.csv`` and ``eval_truth.csv``; returns the true face boxes. No
+    """The eval photos, ``info.csv`` and ``eval_truth.csv`` (label and person of each, which
+    measure a submission and its ``groups.csv``); returns the true face boxes. No
     eval people: no ``eval/`` (it is optional; an empty ``info.csv`` is refused as a mistake)."""
     if not plan.eval:
         return []
@@ -96,14 +97,14 @@ def _write_eval(
         for shot in photos_of(person, seed, size):
             image_id = _eval_image_id(seed, person, shot.photo)
             _save(shot.image, images / image_id)
-            truth.append((image_id, label_of(person, shot.photo)))
+            truth.append((image_id, label_of(person, shot.photo), person.index))
             boxes.append(_true_box(f"eval/images/{image_id}", shot))
     truth = [truth[i] for i in plan.eval_order]
     boxes = [boxes[i] for i in plan.eval_order]
     if quirks and truth:
         (images / f"._{truth[0][0]}").write_bytes(APPLEDOUBLE)
     _write_csv(out / "eval" / "info.csv", ("ImageID", "ans"), [(t[0], 0) for t in truth])
-    _write_csv(out / "eval_truth.csv", ("ImageID", "ans"), truth)
+    _write_csv(out / "eval_truth.csv", ("ImageID", "ans", "person"), truth)
     return boxes
 
 
