@@ -2,9 +2,9 @@
 
     python -m mask_age_gender.faces data.root=DIR [out=FILE] [workers=N]
 
-Writes ``path, x1, y1, x2, y2, score, found`` (``data/face_boxes.py``) to ``out``, by default
+Writes ``path, x1, y1, x2, y2, score, found`` (``data/faces/boxes.py``) to ``out``, by default
 ``face_boxes.csv`` in ``data.cache_dir``; a second run detects only new or changed photos
-(``data/face_detect.py``).
+(``data/faces/detect.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from mask_age_gender.data.face_boxes import default_boxes_path
-from mask_age_gender.data.face_detect import detect_archive
+from mask_age_gender.data.faces.boxes import default_boxes_path
+from mask_age_gender.data.faces.detect import detect_archive
 from mask_age_gender.errors import mistakes_as_messages
 from mask_age_gender.resolvers import register_resolvers
 

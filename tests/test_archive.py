@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mask_age_gender.data.archive import ArchiveError, read_archive, read_eval, read_train
-from mask_age_gender.data.dataset import load_rgb
+from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.labels import PHOTO_MASK
 
 from .conftest import EVAL_PEOPLE, PEOPLE

@@ -19,7 +19,7 @@ from scipy import ndimage
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
+from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.models.heads import MultiHead
 from mask_age_gender.results import attention
@@ -281,7 +281,7 @@ def test_an_unexpected_error_of_the_maps_is_not_hidden_in_a_note(
 
 
 def test_the_maps_take_the_boxes_the_run_would_crop_to(archive: Path, tmp_path: Path) -> None:
-    """The one rule of ``photo_boxes.boxes_file``: data.face_boxes, else the detector's file in
+    """The one rule of ``faces.resolve.boxes_file``: data.face_boxes, else the detector's file in
     data.cache_dir; never the synthetic archive's true boxes on their own (old rule)."""
     data = {"root": str(archive), "face_boxes": None, "cache_dir": str(tmp_path)}
     assert attention.boxes_source({"data": data}) is None  # no file yet: no share, a note

@@ -16,10 +16,11 @@ import pytest
 from hydra.utils import instantiate
 
 from mask_age_gender.data.archive import read_eval, read_train
-from mask_age_gender.data.dataset import FaceDataset, load_rgb
-from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
-from mask_age_gender.data.face_crop import FaceCrop, crop_window
-from mask_age_gender.data.photo_boxes import FaceBoxesMissing
+from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
+from mask_age_gender.data.faces.crop import FaceCrop, crop_window
+from mask_age_gender.data.faces.resolve import FaceBoxesMissing
+from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.data.stats import stats_key
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.inference.checkpoints import load_classifier
@@ -38,7 +39,7 @@ CENTRE = {"_target_": "albumentations.CenterCrop", "height": 350, "width": 250}
 
 def face_crop(margin: float = 0.25, aspect=(64, 48), **fallback) -> dict:
     """conf/transform/face_crop.yaml's step, as a recipe."""
-    step = {"_target_": "mask_age_gender.data.face_crop.FaceCrop", "margin": margin}
+    step = {"_target_": "mask_age_gender.data.faces.crop.FaceCrop", "margin": margin}
     return {"prepare": {"face_crop": {**step, "aspect": list(aspect), **fallback}}}
 
 

@@ -16,7 +16,7 @@ import pytest
 import sklearn.datasets
 from PIL import Image, ImageDraw
 
-from mask_age_gender.data.face_boxes import (
+from mask_age_gender.data.faces.boxes import (
     COLUMNS,
     TRUE_BOXES_FILE,
     FaceBoxesError,
@@ -26,7 +26,7 @@ from mask_age_gender.data.face_boxes import (
     relative_path,
     write_face_boxes,
 )
-from mask_age_gender.data.face_detect import detect_archive, detect_faces
+from mask_age_gender.data.faces.detect import detect_archive, detect_faces
 from mask_age_gender.errors import UserMistake
 from mask_age_gender.resolvers import CACHE_ENV, archive_cache
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
+from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.inference.prediction import predict_archive
 from mask_age_gender.resolvers import CACHE_ENV, archive_cache
 from mask_age_gender.train import train
@@ -96,7 +96,7 @@ def test_train_predict_and_faces_leave_the_archive_as_it_was(
 DETECT = """
 import logging, sys
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-from mask_age_gender.data.photo_boxes import detect_missing
+from mask_age_gender.data.faces.resolve import detect_missing
 detect_missing(sys.argv[1], None, sys.argv[2])
 """
 

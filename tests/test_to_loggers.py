@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from wandb.proto import wandb_internal_pb2
 
-from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
+from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.results.run_report import FIGURES
 from mask_age_gender.train import train
 

@@ -15,7 +15,7 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from mask_age_gender.data.face_boxes import TRUE_BOXES_FILE
+from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.train import train
 
 from .conftest import SEARCHPATH, TINY, compose_config

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torchvision.io
 
-from mask_age_gender.data.dataset import JPEG_SUFFIXES, read_jpeg_opencv, read_pil
+from mask_age_gender.data.photos import JPEG_SUFFIXES, read_jpeg_opencv, read_pil
 
 CHECKED = 16  # photos whose pixels are compared with PIL's
 SAME_PIXELS = 1.0  # mean absolute difference (grey levels) still counted as the same image

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 from mask_age_gender.data.archive import read_archive, relabel
 from mask_age_gender.data.cache import check_cache_choice, choose_cache, fill_disk_cache
 from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.faces.resolve import boxes_for, detect_missing, face_boxes_table
 from mask_age_gender.data.label_fixes import apply_overrides, read_overrides
-from mask_age_gender.data.photo_boxes import boxes_for, detect_missing, face_boxes_table
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
@@ -278,7 +278,7 @@ class FaceDataModule(pl.LightningDataModule):
         return self._datasets[stage]
 
     def _face_boxes(self, stage: str, table: pd.DataFrame) -> np.ndarray:
-        """The face box of each photo of a stage (``photo_boxes.py``: data.face_boxes, else the
+        """The face box of each photo of a stage (``faces/resolve.py``: data.face_boxes, else the
         detector's file that ``prepare_data`` wrote), NaN where no face was found."""
         if self._boxes is None:
             self._boxes = face_boxes_table(self.root, self.face_boxes, self.cache_dir)

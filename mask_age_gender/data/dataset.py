@@ -1,4 +1,4 @@
-"""Photos as tensors: decode to RGB whatever the file's mode, prepare (crop, resize; cached
+"""Photos as tensors: decode to RGB (``photos.py``), prepare (crop, resize; cached
 with ``data.cache``), then the rest of the stage's pipeline. A face crop gets each photo's
 box from the dataset, which holds them in the photos' order."""
 
@@ -7,47 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from mask_age_gender.data.cache import PhotoCache
-from mask_age_gender.data.face_crop import photo_tags
+from mask_age_gender.data.faces.crop import photo_tags
+from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.data.transforms import Pipeline
-
-JPEG_SUFFIXES = (".jpg", ".jpeg")
-
-
-def read_jpeg_opencv(path: str) -> np.ndarray | None:
-    """OpenCV's H×W×3 RGB decode of a JPEG, EXIF orientation ignored as PIL does; None if it
-    cannot read the file."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_pil(path: str) -> np.ndarray:
-    """PIL's H×W×3 RGB decode of any photo, converting L, RGBA, P, CMYK… to RGB."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def load_rgb(path: str) -> np.ndarray:
-    """H×W×3 uint8 RGB array of a photo, converting L, RGBA, P, CMYK… to RGB.
-
-    JPEGs decode with OpenCV: on 384×512 photos 1.05–1.25× PIL's speed with the same pixels
-    (``python -m mask_age_gender.bench`` compares PIL, OpenCV and torchvision). Other files,
-    and any OpenCV cannot read, go through PIL, which also names what is wrong.
-    """
-    if path.lower().endswith(JPEG_SUFFIXES):
-        image = read_jpeg_opencv(path)
-        if image is not None:
-            return image
-    try:
-        return read_pil(path)
-    except Exception as err:  # name the photo: a bare worker traceback does not
-        raise OSError(f"photo {path} cannot be decoded: {err}") from err
 
 
 class FaceDataset(Dataset):
@@ -57,7 +24,7 @@ class FaceDataset(Dataset):
     :class:`~mask_age_gender.data.sampler.EpochSampler` yields) seeds the photo's augmentation,
     so training is repeatable whatever the workers and wherever a run resumed. ``boxes``: one
     face box ``(x1, y1, x2, y2)`` per photo, NaN where none was found
-    (``face_crop.boxes_for``); required when the transform crops to faces.
+    (``faces.resolve.boxes_for``); required when the transform crops to faces.
     """
 
     def __init__(

@@ -29,7 +29,7 @@ import numpy as np
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from mask_age_gender.data.dataset import load_rgb
+from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.data.transforms import Pipeline
 from mask_age_gender.files import write_json_atomic
 

@@ -6,7 +6,7 @@ The resize to ``data.image_size`` follows ``prepare``, so augmentation works on 
 normalisation and the tensor come last, or only the tensor (uint8) when ``data.normalize_on``
 is ``device`` and the model normalises. Everything up to the resize is the same in every
 stage and for every epoch, so a photo cache (``data.cache``) stores its result. A ``prepare``
-step may need each photo's face box (``face_crop``, ``data/face_crop.py``):
+step may need each photo's face box (``face_crop``, ``data/faces/crop.py``):
 ``Pipeline.prepare_image(image, box)`` passes it.
 """
 
@@ -24,7 +24,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
 
-from mask_age_gender.data.face_crop import BOX_KEY, crops_faces
+from mask_age_gender.data.faces.crop import BOX_KEY, crops_faces
 
 NORMALIZE_ON = ("auto", "loader", "device")  # data.normalize_on: where pixels are normalised
 

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mask_age_gender.data.dataset import FaceDataset
-from mask_age_gender.data.photo_boxes import boxes_for, detect_missing, face_boxes_table
+from mask_age_gender.data.faces.resolve import boxes_for, detect_missing, face_boxes_table
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.models.module import FaceClassifier
@@ -80,7 +80,7 @@ def photo_boxes(
     face_boxes: str | Path | None = None,
     cache_dir: str | Path | None = None,
 ) -> np.ndarray:
-    """Each photo's face box for a face-crop checkpoint, by the runs' rule (``photo_boxes.py``):
+    """Each photo's face box for a face-crop checkpoint, by the runs' rule (``faces/resolve.py``):
     ``face_boxes`` if given; on the archive the checkpoint trained on, its own
     ``data.face_boxes`` and cache folder; on another archive, the detector's file in
     ``cache_dir`` (None: that archive's folder of the user cache), detected first where

@@ -16,7 +16,7 @@ through the same crop and resize (albumentations moves a mask with its image), s
 ``sum(map × box) / sum(map)`` in the network's view. A uniform map would score the box's area
 in that view (``face_area``): the share means something only above it.
 
-Boxes: the run's, by the rule training and ``predict`` follow (``data/photo_boxes.py``):
+Boxes: the run's, by the rule training and ``predict`` follow (``data/faces/resolve.py``):
 ``data.face_boxes``, else the detector's ``face_boxes.csv`` in ``data.cache_dir``; no maps are
 measured where that file is not there (``python -m mask_age_gender.faces`` writes it). A photo
 without a found face, whose face the crop leaves out, or whose map is all zero (the predicted
@@ -42,9 +42,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from mask_age_gender.data.dataset import FaceDataset, load_rgb
-from mask_age_gender.data.face_boxes import FaceBoxesError, box_rows, boxes_of, read_face_boxes
-from mask_age_gender.data.photo_boxes import boxes_file
+from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.faces.boxes import FaceBoxesError, box_rows, boxes_of, read_face_boxes
+from mask_age_gender.data.faces.resolve import boxes_file
+from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.data.workers import default_workers
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.proba import eval_loader
@@ -162,7 +163,7 @@ class ScoredModel(nn.Module):
 
 
 def boxes_source(config: dict[str, Any]) -> Path | None:
-    """The run's face boxes file (``photo_boxes.boxes_file``); None: it is not there."""
+    """The run's face boxes file (``faces.resolve.boxes_file``); None: it is not there."""
     path = boxes_file(config["data"].get("face_boxes"), config["data"].get("cache_dir"))
     return path if path is not None and path.is_file() else None
 

@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from mask_age_gender.data.dataset import FaceDataset, load_rgb
-from mask_age_gender.data.face_boxes import BOX, boxes_of, read_face_boxes
+from mask_age_gender.data.dataset import FaceDataset
+from mask_age_gender.data.faces.boxes import BOX, boxes_of, read_face_boxes
+from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.files import write_bytes_atomic
 from mask_age_gender.labels import NUM_CLASSES, TASK_CLASSES, TASKS, attribute_name, class_name

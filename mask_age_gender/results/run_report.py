@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from mask_age_gender.data.face_boxes import boxes_of, read_face_boxes
+from mask_age_gender.data.faces.boxes import boxes_of, read_face_boxes
 from mask_age_gender.files import (
     ATTENTION,
     ERRORS,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mask_age_gender.data.face_boxes import COLUMNS, TRUE_BOXES_FILE, write_face_boxes
+from mask_age_gender.data.faces.boxes import COLUMNS, TRUE_BOXES_FILE, write_face_boxes
 
 from .drawing import Shot, photos_of
 from .plan import RACE, Person, Plan, label_of, plan_archive

@@ -31,14 +31,14 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from mask_age_gender.data.archive import ArchiveError
-from mask_age_gender.data.dataset import load_rgb
-from mask_age_gender.data.face_boxes import (
+from mask_age_gender.data.faces.boxes import (
     BOX,
     COLUMNS,
     EVAL_KIND,
     archive_photos,
     write_face_boxes,
 )
+from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.errors import UserMistake
 from mask_age_gender.labels import PHOTO_MASK
 

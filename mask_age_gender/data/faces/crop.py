@@ -5,7 +5,7 @@ One way in: a ``prepare`` step, :class:`FaceCrop`, that reads the photo's face b
 way albumentations' own ``RandomCropNearBBox`` reads its box. A photo's box is an
 ``(x1, y1, x2, y2)`` row in its own pixels, or NaNs where no face was found; a
 :class:`~mask_age_gender.data.dataset.FaceDataset` holds the rows of its photos in its order
-(``photo_boxes.py`` lines them up from a boxes file). Being a ``prepare`` step, the crop is
+(``resolve.py`` lines them up from a boxes file). Being a ``prepare`` step, the crop is
 inside the photo cache and the ``train_stats`` statistics, and every stage and ``predict`` do
 the same, from the same checkpoint config.
 

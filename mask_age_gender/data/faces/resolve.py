@@ -1,7 +1,7 @@
 """Which face boxes a run uses: one rule for training, validation, the run's own predictions,
 ``predict``, ensembles and the class-activation maps.
 
-The boxes file is ``data.face_boxes`` when set (any CSV in ``face_boxes.py``'s format; it must
+The boxes file is ``data.face_boxes`` when set (any CSV in ``boxes.py``'s format; it must
 list every photo used). When null, it is ``face_boxes.csv`` in ``data.cache_dir``, the file
 ``python -m mask_age_gender.faces`` writes. Detecting into it is one-time work
 (:func:`detect_missing`: ``FaceDataModule.prepare_data``, and ``predict`` before it loads the
@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mask_age_gender.data.face_boxes import (
+from mask_age_gender.data.faces.boxes import (
     box_rows,
     boxes_of,
     default_boxes_path,
     read_face_boxes,
     relative_path,
 )
-from mask_age_gender.data.face_detect import detect_archive
+from mask_age_gender.data.faces.detect import detect_archive
 from mask_age_gender.errors import UserMistake
 
 log = logging.getLogger(__name__)
