@@ -20,13 +20,14 @@ BASE = {"normalize": "backbone", "prepare": {}, "augment": {}}
 
 # conf/data/default.yaml's values (its defaults), unresolved: the interpolated ones are set below
 DATA = OmegaConf.to_container(OmegaConf.load(CONF / "data" / "default.yaml"))
-DEFAULTS = {k: v for k, v in DATA.items() if k[0] != "_"}
+DEFAULTS = dict(DATA)
 
 
-def datamodule(archive: Path, **options) -> FaceDataModule:
+def datamodule(archive: Path, transform: dict = BASE, **options) -> FaceDataModule:
     fixed = {"root": str(archive), "seed": 42, "cache": "none", "cache_dir": None}
     small = {"image_size": (32, 24), "num_workers": 0, "mean": [0.5] * 3, "std": [0.5] * 3}
-    dm = FaceDataModule(**{**DEFAULTS, **fixed, **small, "transform": BASE, **options})
+    data = {**DEFAULTS, **fixed, **small, **options}
+    dm = FaceDataModule.from_config(data, transform, data.pop("mean"), data.pop("std"))
     dm.setup("fit")
     return dm
 
@@ -146,7 +147,8 @@ def test_label_corrections_change_labels_not_the_validation_people(
     )
     fixes.to_csv(tmp_path / "fixes.csv", index=False)
     fixed = datamodule(archive, label_overrides=str(tmp_path / "fixes.csv"))
-    assert fixed.overrides_applied["gender"] == fixed.overrides_applied["age"] == len(people)
+    corrections = fixed.stages.labelled.corrections
+    assert corrections["gender"] == corrections["age"] == len(people)
     for stage in ("train", "val"):
         before, after = getattr(plain, f"{stage}_table"), getattr(fixed, f"{stage}_table")
         assert set(after["person"]) == set(before["person"]), stage
@@ -164,7 +166,7 @@ def test_label_corrections_change_labels_not_the_validation_people(
 
 def checkpoint_config(dm: FaceDataModule) -> dict:
     """The ``data`` and ``transform`` config a checkpoint of ``dm``'s run would keep."""
-    data = {**DEFAULTS, "_target_": DATA["_target_"], "root": str(dm.root), "seed": 42}
+    data = {**DEFAULTS, "root": str(dm.root), "seed": 42}
     data |= {"cache": "none", "cache_dir": None, "image_size": [32, 24], "num_workers": 0}
-    data |= {"mean": [0.5] * 3, "std": [0.5] * 3, "label_overrides": dm.label_overrides}
+    data |= {"mean": [0.5] * 3, "std": [0.5] * 3, "label_overrides": dm.archive.label_overrides}
     return {"data": data, "transform": BASE}

@@ -13,9 +13,9 @@ import albumentations as A
 import numpy as np
 import pandas as pd
 import pytest
-from hydra.utils import instantiate
 
 from mask_age_gender.data.archive import read_eval, read_train
+from mask_age_gender.data.datamodule import FaceDataModule
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.data.faces.crop import FaceCrop, crop_window
@@ -158,9 +158,7 @@ def test_photos_without_a_face_get_the_centre_crop_and_are_counted(
         ],
         archive_copy / "r",
     )
-    datamodule = instantiate(
-        cfg.data, transform=cfg.transform, mean=[0.5] * 3, std=[0.5] * 3, _recursive_=False
-    )
+    datamodule = FaceDataModule.from_config(cfg.data, cfg.transform, [0.5] * 3, [0.5] * 3)
     datamodule.setup()
     with caplog.at_level(logging.INFO):
         sets = [

@@ -89,7 +89,7 @@ def limited_datamodule(config: dict[str, Any], photos: int) -> FaceDataModule:
         )
     if photos < datamodule.batch_size:
         raise ValueError(f"--photos {photos} is less than one batch ({datamodule.batch_size})")
-    datamodule.train_table = table.iloc[:photos].reset_index(drop=True)
+    datamodule.stages.train = table.iloc[:photos].reset_index(drop=True)
     return datamodule
 
 

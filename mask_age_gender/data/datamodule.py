@@ -14,17 +14,16 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from mask_age_gender.data.archive import read_archive, relabel
 from mask_age_gender.data.cache import check_cache_choice, choose_cache, fill_disk_cache
 from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.faces.resolve import boxes_for, detect_missing, face_boxes_table
-from mask_age_gender.data.label_fixes import apply_overrides, read_overrides
+from mask_age_gender.data.options import ArchiveOptions, CacheOptions, LoaderOptions, grouped
 from mask_age_gender.data.sampler import EpochSampler
-from mask_age_gender.data.split import split_by_person
 from mask_age_gender.data.stats import channel_stats
+from mask_age_gender.data.tables import Stages, read_stages
 from mask_age_gender.data.transforms import Pipeline, build_transform, normalize_where
 from mask_age_gender.data.workers import default_workers
-from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode, near_threshold
+from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode
 
 SAMPLERS = ("none", "weighted")
 BALANCE_BY = {"class": "label", "age": "age_group"}  # data.sampler_balance → table column
@@ -33,80 +32,64 @@ BALANCE_BY = {"class": "label", "age": "age_group"}  # data.sampler_balance → 
 class FaceDataModule(pl.LightningDataModule):
     """Train/val photos of one person-level fold of the archive, plus its eval photos if any."""
 
-    def __init__(  # every argument comes from conf/data/default.yaml: one source of defaults
+    def __init__(
         self,
-        *,
-        root: str,
+        archive: ArchiveOptions,
+        loader: LoaderOptions,
+        cache: CacheOptions,
         transform: Mapping,
         mean: Sequence[float],
         std: Sequence[float],
-        image_size: Sequence[int],
-        batch_size: int,
-        num_workers: int | None,
-        n_folds: int,
-        fold: int,
-        split_seed: int,
-        seed: int,
-        age_bins: Sequence[int],
-        train_age_bins: Sequence[int] | None,
-        verify_images: bool | str,
-        pin_memory: bool,
-        sampler: str,
-        sampler_balance: str,
-        drop_boundary_ages: int,
-        cache_dir: str | None,
-        label_overrides: str | None,
-        cache: str,
-        cache_max_gb: float | None,
-        cache_memory_fraction: float,
-        normalize_on: str,
-        face_boxes: str | None = None,
     ):
         super().__init__()
-        self.root = Path(root).expanduser().resolve()
+        self.archive, self.loader, self.cache_options = archive, loader, cache
+        self.root = Path(archive.root).expanduser().resolve()
         self.transform = transform
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.image_size = tuple(image_size)
-        self.batch_size = batch_size
-        self.num_workers = default_workers() if num_workers is None else num_workers
-        # split_seed draws the folds (which people validate), seed the training order and
-        # augmentation: a seed sweep trains on the same people
-        self.n_folds, self.fold, self.split_seed = n_folds, fold, split_seed
-        self.seed = seed
-        self.age_bins = check_age_bins(age_bins)
-        self.train_age_bins = check_age_bins(train_age_bins or age_bins)
-        self.verify_images = verify_images
-        self.pin_memory = pin_memory
-        if sampler not in SAMPLERS or sampler_balance not in BALANCE_BY:
+        self.mean, self.std = tuple(mean), tuple(std)  # train_stats: the split's, in setup
+        self.image_size = tuple(loader.image_size)
+        self.batch_size = loader.batch_size
+        self.num_workers = default_workers() if loader.num_workers is None else loader.num_workers
+        self.normalize_on = normalize_where(loader.normalize_on)  # auto made concrete, checked
+        if loader.sampler not in SAMPLERS or loader.sampler_balance not in BALANCE_BY:
             raise ValueError(
                 f"data.sampler must be one of {SAMPLERS} and data.sampler_balance one of "
-                f"{tuple(BALANCE_BY)}; got {sampler!r}, {sampler_balance!r}"
+                f"{tuple(BALANCE_BY)}; got {loader.sampler!r}, {loader.sampler_balance!r}"
             )
-        self.sampler, self.sampler_balance = sampler, sampler_balance
-        self.drop_boundary_ages = drop_boundary_ages
-        self.cache_dir = cache_dir
+        check_age_bins(archive.age_bins)
+        check_age_bins(archive.train_age_bins or archive.age_bins)
+        check_cache_choice(cache.cache)  # before the archive is read
         # data.cache as asked; self.cache becomes what was built (auto: memory or disk) when
         # the first stage's dataset is, with the photos of all stages known
-        check_cache_choice(cache)  # before the archive is read
-        self.cache, self.cache_max_gb = cache, cache_max_gb
-        self.cache_memory_fraction = cache_memory_fraction
+        self.cache, self.cache_dir = cache.cache, cache.cache_dir
         self._cache_limit_gb: float | None = None  # the memory limit all stages share
-        self.normalize_on = normalize_where(normalize_on)  # auto made concrete, checked
         self._datasets: dict[str, FaceDataset] = {}
-        self.label_overrides = label_overrides
-        self.overrides_applied: dict[str, int] | None = None
-        self.train_table: pd.DataFrame | None = None
-        self.val_table: pd.DataFrame | None = None
-        self.eval_table: pd.DataFrame | None = None
-        self.archive_table: pd.DataFrame | None = None  # labelled as the archive says: the folds'
+        self.stages: Stages | None = None  # the tables, once read
         self._resume: dict[str, int] | None = None  # where a restored checkpoint left training
         self._set_up = False
         self._stats: tuple[list[float], list[float]] | None = None  # train_stats, once
-        # transform=face_crop: data.face_boxes (null: the detector's file in cache_dir), read
-        # once for all stages; faces found / photos per stage, for the summary
-        self.face_boxes = face_boxes
+        # transform=face_crop: the boxes, read once for all stages; faces found / photos per
+        # stage, for the summary
         self._boxes: tuple[pd.DataFrame, Path] | None = None
         self._faces: dict[str, tuple[int, int]] = {}
+
+    @classmethod
+    def from_config(
+        cls, data: Mapping, transform: Mapping, mean: Sequence[float], std: Sequence[float]
+    ) -> FaceDataModule:
+        """The data module of a run's ``data`` node (flat: ``data.KEY=VALUE``) and transform."""
+        return cls(*grouped(data), transform, mean, std)
+
+    @property
+    def train_table(self) -> pd.DataFrame | None:
+        return None if self.stages is None else self.stages.train
+
+    @property
+    def val_table(self) -> pd.DataFrame | None:
+        return None if self.stages is None else self.stages.val
+
+    @property
+    def eval_table(self) -> pd.DataFrame | None:
+        return None if self.stages is None else self.stages.labelled.eval
 
     def prepare_data(self) -> None:
         """The one-time work, whose results every process then reads from ``cache_dir``: the
@@ -121,7 +104,7 @@ class FaceDataModule(pl.LightningDataModule):
         self._read()
         if self._pipeline("train").crops_faces:
             photos = [p for table in self._stages().values() for p in table["path"]]
-            detect_missing(self.root, self.face_boxes, self.cache_dir, photos)
+            detect_missing(self.root, self.archive.face_boxes, self.cache_dir, photos)
         if self.transform["normalize"] == "train_stats":
             self._train_stats()
         if self._cache_mode() == "disk":
@@ -140,13 +123,9 @@ class FaceDataModule(pl.LightningDataModule):
         self._set_up = True
 
     def _read(self) -> None:
-        """Read, check and split the archive once per process; sets the three tables."""
-        if self.train_table is not None:
-            return
-        train = self.read_split()
-        near = near_age_boundary(train["age"], self.age_bins, self.drop_boundary_ages)
-        train = train[~near].reset_index(drop=True)  # validation is never filtered
-        self.train_table = relabel(train, self.train_age_bins)  # nor relabelled
+        """Read, check and split the archive once per process (``tables.py``)."""
+        if self.stages is None:
+            self.stages = read_stages(self.archive)
 
     def _train_stats(self) -> tuple[list[float], list[float]]:
         """The training split's mean and std, through its photo cache (data.cache): decoded
@@ -166,28 +145,6 @@ class FaceDataModule(pl.LightningDataModule):
         """The input mean and std the loaders use (the training split's, once ``setup`` computed
         them for ``transform.normalize: train_stats``): the model needs them in its config."""
         return list(self.mean), list(self.std)
-
-    def read_labelled(self) -> pd.DataFrame:
-        """Every training photo of the archive with its labels corrected (``label_overrides``),
-        before any split; sets ``eval_table``, and ``archive_table``: the same photos labelled
-        as the archive says, which draw the folds (a correction moves no one to another fold)."""
-        table, self.eval_table = read_archive(self.root, self.age_bins, self.verify_images)
-        self.archive_table = table
-        if self.label_overrides:
-            overrides = read_overrides(self.label_overrides, table["person"].unique())
-            table, self.overrides_applied = apply_overrides(table, overrides, self.age_bins)
-        return table
-
-    def read_split(self) -> pd.DataFrame:
-        """Read the archive and split it by person, the folds drawn from the archive's own
-        labels and the photos labelled with the corrections; sets ``val_table`` and
-        ``eval_table`` and returns the training people's photos, all of them: what only
-        training does to them (boundary filter, age shift) comes after."""
-        table = self.read_labelled()
-        train, self.val_table = split_by_person(
-            table, self.n_folds, self.fold, self.split_seed, strata=self.archive_table
-        )
-        return train
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.train_table)
@@ -218,10 +175,10 @@ class FaceDataModule(pl.LightningDataModule):
         (or age group) is equally likely, with replacement. Resumes where a checkpoint left.
         Under DDP, this process's share."""
         weights = None
-        if self.sampler == "weighted":
-            groups = self.train_table[BALANCE_BY[self.sampler_balance]].to_numpy()
+        if self.loader.sampler == "weighted":
+            groups = self.train_table[BALANCE_BY[self.loader.sampler_balance]].to_numpy()
             weights = (1.0 / np.bincount(groups)[groups]).tolist()
-        sampler = EpochSampler(len(self.train_table), self.seed, weights, *self._processes())
+        sampler = EpochSampler(len(self.train_table), self.loader.seed, weights, *self._processes())
         if self._resume is not None:
             sampler.resume_at(self._resume["epoch"], self._resume["batches"] * self.batch_size)
         return sampler
@@ -257,10 +214,10 @@ class FaceDataModule(pl.LightningDataModule):
             # worker seeds from each loader's own generator, in every stage: a loader without
             # one draws from the global RNG each time it is iterated (with 0 workers, every
             # epoch; with persistent ones, once), and that RNG is the model's (dropout, mixing)
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=torch.Generator().manual_seed(self.loader.seed),
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            pin_memory=self.loader.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
 
@@ -281,7 +238,7 @@ class FaceDataModule(pl.LightningDataModule):
         """The face box of each photo of a stage (``faces/resolve.py``: data.face_boxes, else the
         detector's file that ``prepare_data`` wrote), NaN where no face was found."""
         if self._boxes is None:
-            self._boxes = face_boxes_table(self.root, self.face_boxes, self.cache_dir)
+            self._boxes = face_boxes_table(self.root, self.archive.face_boxes, self.cache_dir)
         boxes, source = self._boxes
         rows = boxes_for(list(table["path"]), boxes, self.root, source, f"{stage} photos")
         self._faces[stage] = (int((~np.isnan(rows[:, 0])).sum()), len(rows))
@@ -304,8 +261,8 @@ class FaceDataModule(pl.LightningDataModule):
             requested,
             photos,
             self.image_size,
-            self.cache_max_gb,
-            self.cache_memory_fraction,
+            self.cache_options.cache_max_gb,
+            self.cache_options.cache_memory_fraction,
             processes,
         )
         if requested == "auto" and self.cache == "disk" and self.cache_dir is None:
@@ -328,6 +285,7 @@ class FaceDataModule(pl.LightningDataModule):
 
     def summary(self) -> dict[str, Any]:
         """Counts of the split, for the run's summary."""
+        corrections = self.stages.labelled.corrections
         return {
             "train_people": int(self.train_table["person"].nunique()),
             "val_people": int(self.val_table["person"].nunique()),
@@ -337,7 +295,7 @@ class FaceDataModule(pl.LightningDataModule):
             "cache_gb": round(self.cache_gb, 4),
             "normalize_on": self.normalize_on,
             **self._face_summary(),
-            **{f"label_overrides_{k}": n for k, n in (self.overrides_applied or {}).items()},
+            **{f"label_overrides_{k}": n for k, n in (corrections or {}).items()},
         }
 
     def _face_summary(self) -> dict[str, Any]:
@@ -350,11 +308,3 @@ class FaceDataModule(pl.LightningDataModule):
             "faces_found": sum(found for found, _ in self._faces.values()),
             "faces_photos": sum(photos for _, photos in self._faces.values()),
         }
-
-
-def near_age_boundary(ages: pd.Series, age_bins: Sequence[int], years: int) -> pd.Series:
-    """People within ``years`` of either age threshold (``labels.near_threshold``)."""
-    near = pd.Series(False, index=ages.index)
-    for threshold in age_bins:
-        near |= near_threshold(ages, threshold, years)
-    return near

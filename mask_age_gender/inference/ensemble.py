@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 
 from mask_age_gender.config import list_or_value
-from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.data.options import grouped
 from mask_age_gender.data.split import person_folds
+from mask_age_gender.data.tables import read_labelled
 from mask_age_gender.inference.checkpoints import check_checkpoints, load_classifier
 from mask_age_gender.models.module import FaceClassifier
 
@@ -81,14 +81,13 @@ def labelled_photos(module: FaceClassifier, root: str | None = None) -> pd.DataF
     """Every training photo of the archive a checkpoint was trained on (``root`` if it
     moved), labelled as in its training (``data.label_overrides``), with its person's ``fold``
     as training drew it (from the archive's own labels, not the corrections)."""
-    config = module.hparams.config
-    data = {**config["data"], "transform": config["transform"]}
+    data = dict(module.hparams.config["data"])
     if root is not None:
         data["root"] = root
-    datamodule: FaceDataModule = instantiate(data, _recursive_=False)
-    table = datamodule.read_labelled()
-    folds = person_folds(datamodule.archive_table, data["n_folds"], data["split_seed"])
-    return table.assign(fold=table["person"].map(folds))
+    archive = grouped(data)[0]
+    labelled = read_labelled(archive)
+    folds = person_folds(labelled.as_archived, archive.n_folds, archive.split_seed)
+    return labelled.photos.assign(fold=labelled.photos["person"].map(folds))
 
 
 def validation_photos(table: pd.DataFrame, module: FaceClassifier) -> pd.DataFrame:

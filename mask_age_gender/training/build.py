@@ -34,9 +34,7 @@ def build_datamodule(config: dict[str, Any]) -> FaceDataModule:
     data = config["data"]
     check_archive_exists(Path(data["root"]))
     mean, std = configured_normalization(config)
-    datamodule: FaceDataModule = instantiate(
-        {**data, "mean": mean, "std": std, "transform": config["transform"]}, _recursive_=False
-    )
+    datamodule = FaceDataModule.from_config(data, config["transform"], mean, std)
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
