@@ -140,8 +140,10 @@ def test_exact_share_counts_groups_that_are_one_whole_person() -> None:
 def test_awkward_counts_run_and_say_what_they_did(
     photos: int, said: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    points, _ = shoots(people=2)
-    embedded = [np.hstack([np.zeros((14, 4)), points, np.zeros((14, 24))])[:photos]]
+    rng = np.random.default_rng(0)
+    colours = np.repeat(rng.uniform(0.2, 0.8, size=(2, 36)), 7, axis=0)  # two shoots, 0–1
+    colours += 0.01 * rng.normal(size=colours.shape)
+    embedded = [np.hstack([np.zeros((14, 4)), colours])[:photos]]  # 4 backbone features
     probs = np.tile(photo(WORN, 0, 0, 0.9), (photos, 1))
     options = PeopleOptions(group=True, agree=True, structure=True)
     with caplog.at_level(logging.INFO, logger="mask_age_gender.inference.people"):

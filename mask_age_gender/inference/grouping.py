@@ -5,7 +5,9 @@ photos), the pair that adds least to the within-group sum of squares. sklearn's 
 no size cap, and its groups then need balancing after, which splits people that a capped merge
 keeps whole (demo, 448 validation photos: ARI 0.958 against 1.000). Written by hand for that.
 Pairs are drawn from each photo's nearest neighbours; groups left short when those run out are
-paired again among themselves, with more neighbours each round.
+paired again among themselves, with more neighbours each round. Greedy merging can still split
+a person over two groups that each took a bit of someone else (two people of similar shoots):
+rounds of least-cost reassignment to the groups' centres, seven seats each, repair that.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 DIMENSIONS = 32  # principal components the clustering works in
 NEIGHBOURS = 16  # candidate partners per photo in the first round
 MAX_NEIGHBOURS = 128  # short groups stop looking for partners beyond this many
+ROUNDS = 10  # reassignment rounds at most; they stop when no photo moves
 OUTLIER = 4.0  # a photo this many times the median distance from its group's centre: alone
 
 
@@ -39,7 +44,7 @@ def group_photos(points: np.ndarray, size: int) -> np.ndarray:
         if not merged and neighbours >= min(len(short) - 1, MAX_NEIGHBOURS):
             break
         neighbours = neighbours if merged else 2 * neighbours
-    return numbered(alone_if_far(points, clusters.labels()))
+    return numbered(alone_if_far(points, reassigned(points, clusters.labels(), size)))
 
 
 def candidate_pairs(centres: np.ndarray, ids: np.ndarray, neighbours: int) -> np.ndarray:
@@ -109,6 +114,55 @@ class CappedWard:
         while not np.array_equal(parent, parent[parent]):
             parent = parent[parent]
         return parent
+
+
+def reassigned(points: np.ndarray, labels: np.ndarray, size: int) -> np.ndarray:
+    """``labels`` after rounds of moving photos to their nearer group centres, no group over
+    ``size`` (a least-cost assignment each round, to the centres of the last): merging greedily
+    can leave one person split over two groups that each hold a bit of someone else."""
+    _, labels = np.unique(labels, return_inverse=True)
+    for _ in range(ROUNDS):
+        moved = balanced_assignment(points, centres_of(points, labels), size)
+        if np.array_equal(moved, labels):
+            break
+        labels = moved
+    return labels
+
+
+def centres_of(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each group's mean point (a group left empty: far away, so that nothing joins it)."""
+    counts = np.bincount(labels, minlength=labels.max() + 1)
+    sums = np.zeros((len(counts), points.shape[1]))
+    np.add.at(sums, labels, points)
+    centres = np.full_like(sums, 1e6)
+    centres[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
+    return centres
+
+
+def balanced_assignment(points: np.ndarray, centres: np.ndarray, size: int) -> np.ndarray:
+    """Each point's centre, none taking more than ``size``, the summed squared distance least:
+    a minimum-weight matching of points to ``size`` seats per centre, among each point's
+    nearest centres (all of them where that leaves no full matching)."""
+    n, k = len(points), len(centres)
+    distances = (points**2).sum(axis=1)[:, None] + (centres**2).sum(axis=1) - 2 * points @ centres.T
+    nearest = min(k, NEIGHBOURS)
+    while True:
+        near = np.argpartition(distances, nearest - 1, axis=1)[:, :nearest]
+        rows = np.repeat(np.arange(n), nearest * size)
+        seats = (near[:, :, None] * size + np.arange(size)).ravel()
+        weights = 1.0 + np.repeat(np.take_along_axis(distances, near, axis=1), size)  # > 0: edges
+        try:
+            matched, seat = min_weight_full_bipartite_matching(
+                csr_matrix((weights, (rows, seats)), shape=(n, k * size))
+            )
+        except ValueError:  # no full matching among the nearest centres
+            if nearest == k:
+                raise
+            nearest = k
+            continue
+        labels = np.empty(n, dtype=np.int64)
+        labels[matched] = seat // size
+        return labels
 
 
 def alone_if_far(points: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -104,6 +104,13 @@ class FaceClassifier(pl.LightningModule):
             images = torch.cat([images, padding])  # eval-mode layers see each photo alone
         return self.backbone(self.as_input(images))[:photos]
 
+    def unit_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """The photos on the 0–1 scale, from uint8 or from the loader's normalised floats."""
+        if images.dtype == torch.uint8:
+            return images.float() / 255
+        mean, std = self._pixel_scale(images.device)
+        return (images.float() * std + mean) / 255
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits by head task."""
         return self.head(self.features(images))
@@ -126,7 +133,8 @@ class FaceClassifier(pl.LightningModule):
         if self.predict_tta == "hflip":
             probs = (probs + self.predict_proba(images.flip(dims=[3]))) / 2
         if self.predict_embed:
-            probs = torch.cat([probs.float(), features.float(), border_colours(images)], dim=1)
+            colours = border_colours(self.unit_pixels(images))
+            probs = torch.cat([probs.float(), features.float(), colours], dim=1)
         return probs.float().cpu()
 
     def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
@@ -194,12 +202,12 @@ class FaceClassifier(pl.LightningModule):
         return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
-def border_colours(images: torch.Tensor) -> torch.Tensor:
-    """Each photo's mean colours in the outer cells of a 4 × 4 grid (``SHOOT_DIMS`` values):
-    the background and clothes of its shoot, which a person's seven photos share, without the
-    face in the middle, which the mask changes."""
-    cells = torch.nn.functional.adaptive_avg_pool2d(images.float(), 4)
-    border = torch.ones(4, 4, dtype=torch.bool, device=images.device)
+def border_colours(pixels: torch.Tensor) -> torch.Tensor:
+    """Each photo's mean colours (0–1) in the outer cells of a 4 × 4 grid (``SHOOT_DIMS``
+    values): the background and clothes of its shoot, which a person's seven photos share,
+    without the face in the middle, which the mask changes."""
+    cells = torch.nn.functional.adaptive_avg_pool2d(pixels, 4)
+    border = torch.ones(4, 4, dtype=torch.bool, device=pixels.device)
     border[1:-1, 1:-1] = False
     return cells[:, :, border].flatten(1)
 
