@@ -41,44 +41,35 @@ def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
 
 
-def option_settings(path: str) -> dict[str, Any]:
-    """The values the config file ``conf/PATH.yaml`` sets, as dotted keys of the composed config
-    (``hydra.*`` left out), read from the file and the files its defaults list names."""
-    tree = OmegaConf.to_container(settings_tree(path))
-    return {key: value for key, value in flat(tree).items() if not key.startswith("hydra.")}
+def own_settings(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What ``conf/PATH.yaml`` says, read from its text: its values with those of the files it
+    includes under them (``- base``, ``- /recipe/log``), as dotted keys of the composed config
+    (``hydra.*`` left out), and the options its defaults list picks (``{group: option}``).
+    The option each pick selects is another file, checked by its own case."""
+    tree, picks = file_tree(path)
+    values = flat(OmegaConf.to_container(tree))
+    values = {key: value for key, value in values.items() if not key.startswith("hydra")}
+    return values, {group: option for group, option in picks.items() if group != "hydra"}
 
 
-def settings_tree(path: str) -> DictConfig:
-    """What ``conf/PATH.yaml`` sets, from the global root, with Hydra's precedence: the options
-    it selects or overrides (an override replaces the group's option whole), the configs it
-    includes, its own values at ``_self_`` (else last)."""
-    groups: dict[str, str | None] = {}
-    overrides: dict[str, str | None] = {}
-    parts: list[DictConfig] = []
-
-    def read(path: str) -> None:
-        folder = path.rsplit("/", 1)[0]
-        text = (CONF / f"{path}.yaml").read_text()
-        own = OmegaConf.create(text)
-        entries = list(own.pop("defaults", []))
-        package = "" if "# @package _global_" in text else folder.replace("/", ".")
-        for name in reversed(package.split(".") if package else []):
+def file_tree(path: str) -> tuple[DictConfig, dict[str, Any]]:
+    """A config file's values (under its package) over those of its includes, and its picks."""
+    folder = path.rsplit("/", 1)[0]
+    text = (CONF / f"{path}.yaml").read_text()
+    own = OmegaConf.create(text)
+    included, picks = OmegaConf.create(), {}
+    for entry in own.pop("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":  # an include
+            tree, chosen = file_tree(entry[1:] if entry[0] == "/" else f"{folder}/{entry}")
+            included, picks = OmegaConf.merge(included, tree), picks | chosen
+        elif not isinstance(entry, str):  # `- override /model: x`, `- ema: on`
+            ((key, option),) = entry.items()
+            key = key.removeprefix("override ")
+            picks[key[1:] if key.startswith("/") else f"{folder}/{key}"] = option
+    if "# @package _global_" not in text:
+        for name in reversed(folder.split("/")):
             own = OmegaConf.create({name: own})
-        for entry in entries if "_self_" in entries else [*entries, "_self_"]:
-            if entry == "_self_":
-                parts.append(own)
-            elif isinstance(entry, str):  # an include: `- cpu` in trainer/, `- /recipe/log`
-                read(entry[1:] if entry[0] == "/" else f"{folder}/{entry}")
-            else:
-                ((key, option),) = entry.items()
-                if key.startswith("override /"):
-                    overrides[key.removeprefix("override /")] = option
-                else:
-                    groups[key.removeprefix("/") if key[0] == "/" else f"{folder}/{key}"] = option
-
-    read(path)
-    choices = {g: o for g, o in (groups | overrides).items() if o and not g.startswith("hydra")}
-    return OmegaConf.merge(*(settings_tree(f"{g}/{o}") for g, o in choices.items()), *parts)
+    return OmegaConf.merge(included, own), picks
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +90,11 @@ def test_option_composes_resolves_and_takes_effect(
     default = {**default, "paths": {**default["paths"], "output_dir": str(tmp_path)}}
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     composed = flat(OmegaConf.to_container(cfg))
-    settings = option_settings(f"{group}/{option}")
-    assert settings, f"{group}/{option}.yaml sets nothing"
-    assert {key: composed.get(key, "<missing>") for key in settings} == settings
+    values, picks = own_settings(f"{group}/{option}")
+    assert values or picks, f"{group}/{option}.yaml sets nothing"
+    assert {key: composed.get(key, "<missing>") for key in values} == values
+    chosen = HydraConfig.get().runtime.choices
+    assert {name: chosen.get(name, "<missing>") for name in picks} == picks
     # the option changes the default config, unless it is the default's own option
     assert (OmegaConf.to_container(cfg) == default) == (option == default_option)
 

@@ -24,7 +24,7 @@ from mask_age_gender.train import train
 from mask_age_gender.training.ema import EMA
 
 from .conftest import CONF, ROOT, compose_config
-from .test_configs import flat, option_settings
+from .test_configs import flat, own_settings
 from .test_train import run_sweep
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -120,14 +120,10 @@ def test_each_logged_experiment_names_the_shared_recipe_and_its_normalisation() 
 def test_an_experiments_own_settings_take_effect(experiment: str, tmp_path: Path) -> None:
     cfg = compose_config([f"experiment={experiment}"], tmp_path)
     composed = flat(OmegaConf.to_container(cfg))
-    # the values its file sets, then with those of the options and bases it names
-    own = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
-    own.pop("defaults", None)
-    for settings in (
-        flat(OmegaConf.to_container(own)),
-        option_settings(f"experiment/{experiment}"),
-    ):
-        assert {key: composed.get(key, "<missing>") for key in settings} == settings
+    values, picks = own_settings(f"experiment/{experiment}")  # what its file says, and picks
+    assert {key: composed.get(key, "<missing>") for key in values} == values
+    chosen = HydraConfig.get().runtime.choices
+    assert {name: chosen.get(name, "<missing>") for name in picks} == picks
     assert cfg.task_name == experiment
     if experiment.startswith("exp"):  # and the log's record, against edits of those files
         name, head, loss, lr, normalize, prepare, augment = LOG[experiment[:5]]
