@@ -17,6 +17,7 @@ from mask_age_gender.inference.people import (
     PeopleOptions,
     PeopleRefused,
     agree_people,
+    group,
     people_labels,
 )
 from mask_age_gender.inference.prediction import predict_archive
@@ -236,3 +237,31 @@ def test_the_contact_sheet_shows_mixed_groups_first_with_the_stranger_framed(
     assert len(panels) == 9  # five and four photos; the empty fifth of group 0 removed
     framed = [ax.get_title() for ax in panels if ax.get_frame_on()]
     assert framed == ["a"]  # the one photo of a in b's group
+
+
+def test_near_duplicate_photos_are_not_taken_for_strays() -> None:
+    points, persons = shoots(people=30, spread=0.05)
+    copies = np.isin(persons, np.arange(18))  # 18 of 30 people: seven copies of one photo
+    for person in range(18):
+        points[persons == person] = points[persons == person][0]
+    groups = group_photos(points, 7)
+    assert np.bincount(groups).tolist() == [7] * 30 and copies.sum() == 18 * 7
+    assert adjusted_rand_score(persons, groups) == 1.0
+
+
+def test_a_photo_without_finite_numbers_spoils_no_one_elses_group() -> None:
+    rng = np.random.default_rng(0)
+    colours = np.repeat(rng.uniform(0.2, 0.8, size=(3, 36)), 7, axis=0)
+    colours += 0.01 * rng.normal(size=colours.shape)
+    embedded = np.hstack([rng.normal(size=(21, 4)), colours])
+    embedded[3, -1] = np.nan  # one photo's last colour, and another's features
+    embedded[10, 0] = np.inf
+    groups = group([embedded])
+    persons = np.repeat(np.arange(3), 7)
+    others = np.setdiff1d(np.arange(21), [3, 10])
+    assert adjusted_rand_score(persons[others], groups[others]) == 1.0
+
+
+def test_a_crowd_of_identical_photos_still_groups_in_sevens() -> None:
+    sizes = np.bincount(group_photos(np.zeros((700, 12)), 7))  # no seat among 16 nearest
+    assert sizes.max() <= 7 and sizes.sum() == 700

@@ -25,6 +25,7 @@ NEIGHBOURS = 16  # candidate partners per photo in the first round
 MAX_NEIGHBOURS = 128  # short groups stop looking for partners beyond this many
 ROUNDS = 10  # reassignment rounds at most; they stop when no photo moves
 OUTLIER = 4.0  # a photo this many times the median distance from its group's centre: alone
+TOLERANCE = 1e-9  # distances below this (relative to the largest, or 1) are rounding: zero
 
 
 def group_photos(points: np.ndarray, size: int) -> np.ndarray:
@@ -142,7 +143,7 @@ def centres_of(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def balanced_assignment(points: np.ndarray, centres: np.ndarray, size: int) -> np.ndarray:
     """Each point's centre, none taking more than ``size``, the summed squared distance least:
     a minimum-weight matching of points to ``size`` seats per centre, among each point's
-    nearest centres (all of them where that leaves no full matching)."""
+    nearest centres (twice as many, up to all, where that leaves no full matching)."""
     n, k = len(points), len(centres)
     distances = (points**2).sum(axis=1)[:, None] + (centres**2).sum(axis=1) - 2 * points @ centres.T
     nearest = min(k, NEIGHBOURS)
@@ -155,10 +156,10 @@ def balanced_assignment(points: np.ndarray, centres: np.ndarray, size: int) -> n
             matched, seat = min_weight_full_bipartite_matching(
                 csr_matrix((weights, (rows, seats)), shape=(n, k * size))
             )
-        except ValueError:  # no full matching among the nearest centres
+        except ValueError:  # no full matching among the nearest centres: twice as many
             if nearest == k:
                 raise
-            nearest = k
+            nearest = min(k, 2 * nearest)
             continue
         labels = np.empty(n, dtype=np.int64)
         labels[matched] = seat // size
@@ -173,11 +174,10 @@ def alone_if_far(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
     np.add.at(sums, inverse, points)
     centres = sums / np.bincount(inverse)[:, None]
     distance = np.linalg.norm(points - centres[inverse], axis=1)
-    far = (
-        distance > OUTLIER * np.median(distance[distance > 0])
-        if (distance > 0).any()
-        else distance > 0
-    )
+    typical = np.median(distance)
+    if typical <= TOLERANCE * max(distance.max(), 1.0):  # most photos on their centre: no scale
+        return inverse
+    far = distance > OUTLIER * typical
     labels = inverse.copy()
     labels[far] = len(groups) + np.arange(far.sum())
     return labels

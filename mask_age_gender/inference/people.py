@@ -66,15 +66,16 @@ def embedding(embedded: list[np.ndarray], features: str = "shoot") -> np.ndarray
     backbones' features (centred, unit length, members weighted alike) and/or the border
     colours (log, less the photo's mean log: the shot's lighting; standardised, unit length),
     the two blocks weighted alike."""
-    blocks = []
+    embedded = [np.nan_to_num(e.astype(np.float64), posinf=0.0, neginf=0.0) for e in embedded]
+    blocks = []  # a photo whose numbers are not finite: zeros there, the others unspoilt
     if features in ("both", "backbone"):
         members = [unit(e[:, :-SHOOT_DIMS] - e[:, :-SHOOT_DIMS].mean(axis=0)) for e in embedded]
         blocks.append(np.hstack(members) / math.sqrt(len(members)))
     if features in ("both", "shoot"):
-        colours = np.log(np.clip(embedded[0][:, -SHOOT_DIMS:], 0, 1).astype(np.float64) + 1 / 255)
+        colours = np.log(np.clip(embedded[0][:, -SHOOT_DIMS:], 0, 1) + 1 / 255)
         colours -= colours.mean(axis=1, keepdims=True)  # each shot's light: one factor on all
         blocks.append(unit((colours - colours.mean(axis=0)) / (colours.std(axis=0) + 1e-6)))
-    return np.nan_to_num(np.hstack(blocks).astype(np.float64))  # a NaN photo: at the centre
+    return np.hstack(blocks)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -129,13 +129,14 @@ class FaceClassifier(pl.LightningModule):
         ``border_colours``."""
         images = batch[0]
         features = self.features(images)
-        probs = self.head.probabilities(self.head(features))
-        if self.predict_tta == "hflip":
-            probs = (probs + self.predict_proba(images.flip(dims=[3]))) / 2
+        probs = self.head.probabilities(self.head(features)).float()
+        embedding = None  # copied (cat) before the flipped pass: a CUDA graph reuses its output
         if self.predict_embed:
             colours = border_colours(self.unit_pixels(images))
-            probs = torch.cat([probs.float(), features.float(), colours], dim=1)
-        return probs.float().cpu()
+            embedding = torch.cat([features.float(), colours], dim=1)
+        if self.predict_tta == "hflip":
+            probs = (probs + self.predict_proba(images.flip(dims=[3])).float()) / 2
+        return (probs if embedding is None else torch.cat([probs, embedding], dim=1)).cpu()
 
     def _step(self, batch: Sequence[torch.Tensor], stage: str) -> torch.Tensor:
         images, labels, indices = batch

@@ -114,8 +114,8 @@ def contact_sheet(predictions: pd.DataFrame, count: int = 6) -> Figure:
     in red, groups mixing people first. ``predictions``: ``path`` and ``group`` per photo and,
     where known, ``person`` and ``pred`` (``val_predictions.csv``; or ``groups.csv`` with the
     eval photos' paths)."""
-    if "group" not in predictions:
-        return message_figure(Figure(figsize=(10, 3)), "no groups: a run before people_gain")
+    if "group" not in predictions or predictions.empty:
+        return message_figure(Figure(figsize=(10, 3)), "no groups: no photos, or an older run")
     table = predictions.assign(person=predictions.get("person", predictions["group"]))
     mixed = table.groupby("group")["person"].nunique().sort_values(ascending=False, kind="stable")
     shown = list(mixed.index[:count])
