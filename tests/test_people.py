@@ -21,7 +21,7 @@ from mask_age_gender.inference.people import (
     people_labels,
 )
 from mask_age_gender.inference.prediction import predict_archive
-from mask_age_gender.results.people_gain import contact_sheet, exact_share
+from mask_age_gender.results.people_gain import contact_sheet, exact_share, people_lines
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
@@ -265,3 +265,15 @@ def test_a_photo_without_finite_numbers_spoils_no_one_elses_group() -> None:
 def test_a_crowd_of_identical_photos_still_groups_in_sevens() -> None:
     sizes = np.bincount(group_photos(np.zeros((700, 12)), 7))  # no seat among 16 nearest
     assert sizes.max() <= 7 and sizes.sum() == 700
+
+
+def test_the_report_gives_each_steps_gain_and_the_share_of_the_ceiling_kept() -> None:
+    summary = {"val_f1": 0.60, "people_ari": 0.9, "people_exact": 0.8, "people_groups": 10}
+    summary |= {"people_seconds": 0.1, "people_gain": 0.06, "val_f1_people": 0.66}
+    summary |= {"val_f1_people_agree": 0.65, "val_f1_people_structure": 0.61}
+    summary |= {"val_f1_true_agree": 0.67, "val_f1_true_structure": 0.61, "val_f1_true": 0.68}
+    text = "\n".join(people_lines(summary))
+    assert "| found groups |     0.6 |    0.65 |        0.61 |   0.66 |" in text
+    assert "agree alone +0.0500, structure alone +0.0100, both +0.0600" in text
+    assert "with the true people +0.0800 (the groups found keep 75% of it)" in text
+    assert people_lines({"val_f1": 0.6}) == []  # a run from before the measurement

@@ -89,7 +89,8 @@ def people_lines(summary: dict[str, Any]) -> list[str]:
         return []
     alone = summary["val_f1"]
     ceiling = summary["val_f1_true"] - alone
-    kept = (summary["val_f1_people"] - alone) / ceiling if ceiling else float("nan")
+    kept = (summary["val_f1_people"] - alone) / ceiling if ceiling > 0 else float("nan")
+    steps = {name: summary[f"val_f1_people_{name}"] - alone for name in ("agree", "structure")}
     return [
         "## People",
         "",
@@ -101,7 +102,8 @@ def people_lines(summary: dict[str, Any]) -> list[str]:
         "",
         people_table(summary).round(4).to_markdown(index=False),
         "",
-        f"Both steps with the groups found: {summary['people_gain']:+.4f} over alone; "
+        f"With the groups found, agree alone {steps['agree']:+.4f}, structure alone "
+        f"{steps['structure']:+.4f}, both {summary['people_gain']:+.4f} over alone; "
         f"with the true people {ceiling:+.4f}"
         + (f" (the groups found keep {kept:.0%} of it)." if np.isfinite(kept) else ".")
         + " One run: compare seeds with `report --group` before trusting a gain.",
