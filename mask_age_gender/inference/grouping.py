@@ -170,10 +170,7 @@ def alone_if_far(points: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``labels`` with each photo ``OUTLIER`` times the median distance from its group's centre
     in a group of its own: better answered alone than made to agree with strangers."""
     groups, inverse = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(groups), points.shape[1]))
-    np.add.at(sums, inverse, points)
-    centres = sums / np.bincount(inverse)[:, None]
-    distance = np.linalg.norm(points - centres[inverse], axis=1)
+    distance = np.linalg.norm(points - centres_of(points, inverse)[inverse], axis=1)
     typical = np.median(distance)
     if typical <= TOLERANCE * max(distance.max(), 1.0):  # most photos on their centre: no scale
         return inverse
