@@ -125,9 +125,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow  # two spawned processes
+@pytest.mark.slow  # two processes (forked: they need no fresh imports)
 def test_ddp_processes_share_the_head_losses(tmp_path: Path) -> None:
-    mp.spawn(_ddp_worker, args=(free_port(), tmp_path), nprocs=2, join=True)
+    mp.start_processes(
+        _ddp_worker, args=(free_port(), tmp_path), nprocs=2, join=True, start_method="fork"
+    )
     for rank in (0, 1):
         scores = torch.load(tmp_path / f"rank{rank}.pt")
         assert scores["loss"] == pytest.approx((3 * 10.0 + 1 * 20.0) / 4)

@@ -1,10 +1,14 @@
-"""Scale: DDP over two CPU processes (gloo) scores each validation photo once; sweeps under DDP
-and through submitit leave their job folders and nothing else; the SLURM launcher config."""
+"""Scale: DDP over two CPU processes (gloo) scores each validation photo once and detects the
+faces once; sweeps under DDP and through submitit leave their job folders and nothing else; the
+SLURM launcher config."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pytest
@@ -12,16 +16,28 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.data.sampler import EpochSampler
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.ensemble import labelled_photos, validation_photos
 from mask_age_gender.inference.proba import eval_loader, predict_proba
 from mask_age_gender.models.scores import score
+from mask_age_gender.resolvers import CACHE_ENV, archive_cache
 
 from .conftest import CONF, TEST_CONF, TINY
 from .test_train import run_app
 
 DDP = ["trainer=ddp_cpu", "optimizer.lr=0.01"]  # lr: a model that predicts more than one class
+DETECTED = re.compile(r"faces: detected (\d+) photos")
+READ = re.compile(r"face_crop: boxes from (\S+) \(sha1 (\w+)\)")
+
+
+class DdpSweep(NamedTuple):
+    cwd: Path  # where the sweep started
+    sweep: Path  # its folder: jobs 0 (transform=base) and 1 (transform=face_crop)
+    archive: Path  # a copy without boxes
+    cache: Path  # the user cache the jobs shared, empty at the start
+    output: str  # the command's stdout and stderr
 
 
 def tiny(*overrides: str) -> list[str]:
@@ -46,17 +62,39 @@ def test_ddp_shares_of_an_epoch_hold_it_once_and_resume_where_they_stopped() -> 
     assert list(resumed) == shares[1][4:]
 
 
+@pytest.fixture(scope="module")
+def ddp_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> DdpSweep:
+    """One DDP sweep of two jobs, the plain transform and the face crop, on an archive without
+    boxes and an empty cache: every DDP check below reads it (a DDP start costs half a minute)."""
+    root = tmp_path_factory.mktemp("ddp_sweep")
+    no_boxes = Path(shutil.copytree(archive, root / "archive"))
+    (no_boxes / TRUE_BOXES_FILE).unlink()
+    cache, cwd = root / "user_cache", root / "cwd"
+    cwd.mkdir()
+    overrides = tiny(*DDP, "trainer.max_epochs=1", "transform=base,face_crop")
+    result = run_app(  # --config-dir: a sweep's DDP ranks compose from task overrides alone
+        *("--config-dir", str(TEST_CONF), "-m"), *overrides, f"data.root={no_boxes}",
+        f"hydra.sweep.dir={cwd / 'sweep'}", cwd=cwd, env={CACHE_ENV: str(cache)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return DdpSweep(cwd, cwd / "sweep", no_boxes, cache, result.stdout + result.stderr)
+
+
+@pytest.mark.slow
+def test_a_ddp_sweep_leaves_its_job_folders_and_nothing_else(ddp_sweep: DdpSweep) -> None:
+    assert [p.name for p in ddp_sweep.cwd.iterdir()] == ["sweep"]  # no folder of rank 1's
+    jobs = sorted(p.name for p in ddp_sweep.sweep.iterdir())
+    assert len(jobs) == 3 and jobs[-1] == "multirun.yaml", jobs
+    assert jobs[0].startswith("0_") and jobs[1].startswith("1_"), jobs
+    assert all(summary_of(ddp_sweep.sweep / job)["status"] == "finished" for job in jobs[:2])
+
+
 @pytest.mark.slow
 def test_ddp_validation_f1_is_the_single_process_f1_of_its_checkpoint(
-    archive: Path, tmp_path: Path
+    ddp_sweep: DdpSweep,
 ) -> None:
-    run = tmp_path / "run"
-    result = run_app(*tiny(*DDP), f"data.root={archive}", f"hydra.run.dir={run}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # rank 1 made no folder of its own
+    run = next(ddp_sweep.sweep.glob("0_*"))  # transform=base
     summary = summary_of(run)
-    assert summary["status"] == "finished"
-
     module = load_classifier(run / summary["best_ckpt"])
     val = validation_photos(labelled_photos(module), module)
     assert len(val) % 2 == 1  # the shares are uneven: a padding sampler would score a photo twice
@@ -73,18 +111,18 @@ def test_ddp_validation_f1_is_the_single_process_f1_of_its_checkpoint(
 
 
 @pytest.mark.slow
-def test_a_ddp_sweep_leaves_its_job_folders_and_nothing_else(archive: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    overrides = tiny(*DDP, "trainer.max_epochs=1", "seed=1,2")
-    result = run_app(  # --config-dir: a sweep's DDP ranks compose from task overrides alone
-        *("--config-dir", str(TEST_CONF), "-m"), *overrides, f"data.root={archive}",
-        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert [p.name for p in tmp_path.iterdir()] == ["sweep"]
-    jobs = sorted(p.name for p in sweep.iterdir())
-    assert len(jobs) == 3 and jobs[-1] == "multirun.yaml", jobs
-    assert all(summary_of(sweep / job)["status"] == "finished" for job in jobs[:2])
+def test_two_ddp_processes_detect_the_faces_once_and_read_the_same_boxes(
+    ddp_sweep: DdpSweep,
+) -> None:
+    """The face-crop job (1): its ranks start together on an archive without boxes."""
+    output = ddp_sweep.output
+    detections = [int(n) for n in DETECTED.findall(output)]
+    assert detections == [7 * 33], output[-3000:]  # once, every photo, by one process
+    reads = READ.findall(output)
+    boxes = Path(archive_cache(str(ddp_sweep.cache), str(ddp_sweep.archive))) / "face_boxes.csv"
+    assert len(reads) == 2, output[-3000:]  # one per rank
+    assert {Path(file) for file, _ in reads} == {boxes}
+    assert len({digest for _, digest in reads}) == 1  # the same bytes
 
 
 @pytest.mark.slow

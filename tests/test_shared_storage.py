@@ -1,11 +1,10 @@
-"""Where users run it: several DDP processes detecting faces once, and an archive on storage the
-run cannot write to (its tree compared before and after: the tests run as root, so a chmod
-would prove nothing)."""
+"""Where users run it: an archive on storage the run cannot write to (its tree compared before
+and after: the tests run as root, so a chmod would prove nothing), and two jobs detecting faces
+at once (DDP ranks doing so: ``test_scale``)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +17,7 @@ from mask_age_gender.resolvers import CACHE_ENV, archive_cache
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
-from .test_scale import DDP, tiny
-from .test_train import run_app
-
-DETECTED = re.compile(r"faces: detected (\d+) photos")
-READ = re.compile(r"face_crop: boxes from (\S+) \(sha1 (\w+)\)")
+from .test_scale import DETECTED
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -43,24 +38,6 @@ def no_boxes(archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (archive_copy / TRUE_BOXES_FILE).unlink()
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "user_cache"))
     return archive_copy
-
-
-@pytest.mark.slow
-def test_two_ddp_processes_detect_the_faces_once_and_read_the_same_boxes(
-    no_boxes: Path, tmp_path: Path
-) -> None:
-    run = tmp_path / "run"
-    overrides = tiny(*DDP, "trainer.max_epochs=1", "transform=face_crop")
-    result = run_app(*overrides, f"data.root={no_boxes}", f"hydra.run.dir={run}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    output = result.stdout + result.stderr
-    detections = [int(n) for n in DETECTED.findall(output)]
-    assert detections == [7 * 33], output[-3000:]  # once, every photo, by one process
-    reads = READ.findall(output)
-    boxes = Path(archive_cache(os.environ[CACHE_ENV], str(no_boxes))) / "face_boxes.csv"
-    assert len(reads) == 2, output[-3000:]  # one per rank
-    assert {Path(file) for file, _ in reads} == {boxes}
-    assert len({digest for _, digest in reads}) == 1  # the same bytes
 
 
 @pytest.mark.slow

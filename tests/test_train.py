@@ -96,12 +96,15 @@ def test_bad_archive_stops_before_anything_is_written(
     assert not run.exists() or not any(run.iterdir())
 
 
-def run_app(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_app(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "HYDRA_FULL_ERROR": "0",
         "PYTHONWARNINGS": "ignore",
         "OMP_NUM_THREADS": "1",
+        **(env or {}),
     }
     command = [sys.executable, "-m", "mask_age_gender.train", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)

@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,16 +116,18 @@ def test_pretrained_weights_without_a_network_fail_at_once(
 ) -> None:
     from huggingface_hub import constants
 
-    def no_network(*args: object, **kwargs: object) -> None:
+    lookups: list[object] = []
+
+    def no_network(host: object, *args: object, **kwargs: object) -> None:
+        lookups.append(host)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # no cached copy
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    started = time.perf_counter()
     with pytest.raises(PretrainedUnavailable, match="huggingface.co does not resolve"):
         create_backbone("resnet18", pretrained=True)
-    assert time.perf_counter() - started < 5  # not the hub client's half minute of retries
+    assert lookups == ["huggingface.co"]  # one look, not the hub client's half minute of retries
     assert constants.HF_HUB_OFFLINE is False  # offline only for the attempt
 
 
