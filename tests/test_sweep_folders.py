@@ -11,6 +11,7 @@ import yaml
 from mask_age_gender.resolvers import SUBDIR_BYTES, sweep_subdir
 from mask_age_gender.results.ledger import collect_ledger
 
+from .conftest import TEST_CONF
 from .test_train import run_sweep
 
 NAME_MAX = 255  # bytes in one file name (ext4, xfs, APFS, NTFS)
@@ -36,28 +37,32 @@ def test_a_sweep_folder_name_is_cut_to_its_byte_budget() -> None:
 
 
 @pytest.mark.slow
-def test_an_optuna_search_with_many_overrides_fits_its_folder_names(
+def test_an_optuna_search_fits_its_folder_names_and_survives_a_failing_trial(
     archive: Path, tmp_path: Path
 ) -> None:
     sweep = tmp_path / "sweep"
     extra = [  # five overrides beyond the tiny run's: with Optuna's floats, 300+ bytes of names
-        "model=test_resnet", "data.image_size=[32,24]", "trainer.max_epochs=1",
-        "data.batch_size=16", "+trainer.limit_train_batches=2",
+        "model=test_resnet", "data.image_size=[64,48]", "trainer.max_epochs=1",
+        "data.batch_size=16", "seed=3",
     ]  # fmt: skip
-    run_sweep(archive, sweep, "hparams_search=optuna", "hydra.sweeper.n_trials=2", *extra)
-    assert (sweep / "optimization_results.yaml").is_file()
+    search = "hparams_search=two_trials_one_failing"  # tests/conf: lr 0.00123456789…, then -1
+    result = run_sweep(archive, sweep, search, *extra, flags=("--config-dir", str(TEST_CONF)))
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_params"]["optimizer.lr"] == 0.0012345678901234567 and best["best_value"] > 0
+    assert "Invalid learning rate" in result.stderr + result.stdout  # the failing trial's reason
     names = [part for path in sweep.rglob("*") for part in path.relative_to(sweep).parts]
     assert max(len(name.encode()) for name in names) <= NAME_MAX
     runs = sorted(path.parent.parent for path in sweep.glob("*/.hydra/overrides.yaml"))
     assert [run.name.split("_", 1)[0] for run in runs] == ["0", "1"]
     ledger = collect_ledger([sweep]).set_index("run")
     for run in runs:
-        assert "data.root" not in run.name and "data.image_size=[32,24]" in run.name
+        assert "data.root" not in run.name and "data.image_size=[64,48]" in run.name
         overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
         given = dict(override.split("=", 1) for override in overrides)
-        assert {"hparams_search=optuna", *extra} <= set(overrides)
+        assert {search, *extra} <= set(overrides)
         assert given["data.root"] == str(archive)  # left out of the name, kept here
-        assert len(given["optimizer.lr"]) > 10  # Optuna's full-precision float, in full
+        assert len(given["optimizer.weight_decay"]) > 10  # the full-precision float, in full
         # the ledger reads the config from the run's files, not from its shortened name
         assert ledger.loc[run.name, "optimizer.lr"] == float(given["optimizer.lr"])
-        assert ledger.loc[run.name, "status"] == "finished"
+        failed = float(given["optimizer.lr"]) < 0  # the grid's order is Optuna's
+        assert ledger.loc[run.name, "status"] == ("failed" if failed else "finished")
