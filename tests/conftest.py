@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from filelock import FileLock
 from omegaconf import DictConfig
 
 from mask_age_gender.config import CONF, compose_config  # noqa: F401  (CONF: for the tests)
@@ -81,11 +82,31 @@ def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ[CACHE_ENV] = before
 
 
+def shared_folder(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]
+) -> Path:
+    """``name``, a folder that the session's pytest-xdist workers share: ``make(folder)`` fills
+    it in the first worker that asks, under a lock; the others wait and reuse it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps are siblings
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated archive with every real quirk; read-only by convention (copy to change)."""
-    out = tmp_path_factory.mktemp("archive") / "archive"
-    return generate_archive(out, people=PEOPLE, eval_people=EVAL_PEOPLE, seed=0, size=SIZE)
+
+    def make(out: Path) -> None:
+        generate_archive(out, people=PEOPLE, eval_people=EVAL_PEOPLE, seed=0, size=SIZE)
+
+    return shared_folder(tmp_path_factory, "archive", make)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.train import train
 
-from .conftest import SEARCHPATH, TINY, compose_config
+from .conftest import SEARCHPATH, TINY, compose_config, shared_folder
 
 FINISHED = {  # the first has two epochs to draw curves of, the second is as short as it gets
     "head=single": ["head=single", "+trainer.limit_train_batches=2"],
@@ -28,21 +28,21 @@ FINISHED = {  # the first has two epochs to draw curves of, the second is as sho
     ],
 }
 CRASHED, CRASHED_MIDWAY = "model=test_vit", "crashed_midway"
-_sweeps: dict[Path, Path] = {}
 
 
 def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sweep folder (built on first use in the session; read-only by convention)."""
-    if archive not in _sweeps:
-        sweep = tmp_path_factory.mktemp("multirun") / "sweep"
+    """The sweep folder (built on first use in the session, by one pytest-xdist worker for
+    all; read-only by convention)."""
+
+    def make(sweep: Path) -> None:
         base = [*TINY, f"data.root={archive}", "trainer.num_sanity_val_steps=0"]
         base.append(f"data.face_boxes={archive / TRUE_BOXES_FILE}")  # the maps' boxes
         for name, overrides in FINISHED.items():
             train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
         write_started_run(sweep / CRASHED, [f"data.root={archive}", "model=test_vit"])
         write_crashed_midway(sweep / "head=single", sweep / CRASHED_MIDWAY)
-        _sweeps[archive] = sweep
-    return _sweeps[archive]
+
+    return shared_folder(tmp_path_factory, "sweep", make)
 
 
 def write_started_run(run_dir: Path, overrides: list[str]) -> None:
