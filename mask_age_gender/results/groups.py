@@ -31,8 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from mask_age_gender.files import write_csv_atomic, write_text_atomic
-from mask_age_gender.results.ledger import SCORES
-from mask_age_gender.results.run_report import MISSING
+from mask_age_gender.results.ledger import MISSING, SCORES
 
 REPEAT_KEYS = ("seed", "data.fold")
 METRICS = (

@@ -34,7 +34,8 @@ from mask_age_gender.results.run_reader import (
     run_age_bins,
     run_config,
 )
-from mask_age_gender.results.run_report import MISSING
+
+MISSING = "-"  # how a missing value shows in a Markdown table
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from mask_age_gender.results import attention_plots, plots
 from mask_age_gender.results.attention import MASK_STATES, attend_run, attention_summary
 from mask_age_gender.results.bootstrap import RESAMPLES
 from mask_age_gender.results.error_analysis import RunAnalysis, analyse_run, taxonomy_table
+from mask_age_gender.results.ledger import MISSING
 from mask_age_gender.results.people_gain import contact_sheet, people_lines
 from mask_age_gender.results.run_reader import read_summary, run_config
 
-MISSING = "-"  # how a missing value shows in a Markdown table
 PEOPLE_FIGURE = "people.png"  # a few validation groups found (people_gain.contact_sheet)
 FIGURES = (*plots.FIGURES, *attention_plots.FIGURES, PEOPLE_FIGURE)  # every PNG of the analysis
 
