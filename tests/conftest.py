@@ -48,6 +48,15 @@ TINY = [
 
 
 UNIT_TIER = os.environ.get("MASK_AGE_GENDER_UNIT_TIER") == "1"  # set by `make test-fast`
+# The longest modules (the benchmark's fresh processes, a DDP sweep, a model that must learn,
+# kill and resume) start first: pytest-xdist hands out whole modules (`--dist loadscope`) in
+# collection order, and a long one handed out last would run on alone.
+LONGEST_FIRST = ("test_bench", "test_scale", "test_faults", "test_labels_audit", "test_attention")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -188,10 +188,17 @@ def test_step_schedules_end_with_the_last_optimizer_step(
 
 
 @pytest.mark.slow
-def test_glob_sweep_starts_every_logged_experiment(archive: Path, tmp_path: Path) -> None:
+def test_glob_sweep_starts_every_logged_experiment_in_a_folder_of_its_own(
+    archive: Path, tmp_path: Path
+) -> None:
     run_sweep(archive, tmp_path, "experiment=glob(exp*)", *ONE_STEP)
-    done = [json.loads(p.read_text())["experiment"] for p in tmp_path.glob("*/summary.json")]
-    assert sorted(done) == [e for e in EXPERIMENTS if e.startswith("exp")]
+    logged = [e for e in EXPERIMENTS if e.startswith("exp")]
+    done = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.glob("*/summary.json")}
+    assert sorted(summary["experiment"] for summary in done.values()) == logged
+    for folder, summary in done.items():  # the folder's own record of what it ran
+        overrides = (tmp_path / folder / ".hydra" / "overrides.yaml").read_text()
+        assert f"experiment={summary['experiment']}" in overrides, folder
+        assert summary["status"] == "finished"
 
 
 def averaged_model(model: torch.nn.Module, decay: float) -> AveragedModel:

@@ -123,17 +123,6 @@ def run_sweep(
 
 
 @pytest.mark.slow
-def test_multirun_gives_one_folder_per_override_combination(archive: Path, tmp_path: Path) -> None:
-    run_sweep(
-        archive, tmp_path / "sweep", "model=test_resnet,test_efficientnet", "trainer.max_epochs=1"
-    )
-    runs = sorted(p.parent.name for p in (tmp_path / "sweep").glob("*/summary.json"))
-    assert len(runs) == 2
-    assert any("model=test_resnet" in r for r in runs)
-    assert any("model=test_efficientnet" in r for r in runs)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
 def test_other_loggers_write_their_files_and_keep_metrics_csv(
     train_config: Callable[..., DictConfig], monkeypatch: pytest.MonkeyPatch, logger: str
