@@ -84,7 +84,7 @@ def test_a_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result(
         cwd=ROOT, env=ENV, capture_output=True, text=True,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    train(compose_config(overrides, reference))  # uninterrupted, here: one thread, as they ran
+    train(compose_config(overrides, reference))  # the uninterrupted run, here: one thread too
 
     expected, got = summary_of(reference), summary_of(killed)
     assert got["status"] == "finished" and got["resumed_from"].endswith("last.ckpt")
