@@ -170,3 +170,21 @@ def checkpoint_config(dm: FaceDataModule) -> dict:
     data |= {"cache": "none", "cache_dir": None, "image_size": [32, 24], "num_workers": 0}
     data |= {"mean": [0.5] * 3, "std": [0.5] * 3, "label_overrides": dm.archive.label_overrides}
     return {"data": data, "transform": BASE}
+
+
+def test_a_relative_or_home_root_reads_the_same_photos_as_the_absolute_one(
+    archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Photo paths are absolute whatever ``data.root`` looks like: face boxes and cached
+    photos are found by them, in training and in ``predict split=val|oof`` alike."""
+    absolute = datamodule(archive)
+    monkeypatch.chdir(archive.parent)
+    monkeypatch.setenv("HOME", str(archive.parent))
+    for root in (archive.name, f"~/{archive.name}"):
+        dm = datamodule(Path(root))
+        pd.testing.assert_frame_equal(dm.val_table, absolute.val_table)
+        config = checkpoint_config(dm) | {"data": {**checkpoint_config(dm)["data"], "root": root}}
+        module = SimpleNamespace(hparams=SimpleNamespace(config=config))
+        pd.testing.assert_frame_equal(
+            validation_photos(labelled_photos(module), module), absolute.val_table
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -37,9 +38,11 @@ class Stages:
 
 
 def read_labelled(options: ArchiveOptions) -> Labelled:
-    """The archive read and checked, with its corrections."""
+    """The archive read and checked, with its corrections; photo paths absolute whatever
+    ``data.root`` looks like (``~``, relative): boxes and cached photos are found by them."""
     age_bins = check_age_bins(options.age_bins)
-    table, eval_table = read_archive(options.root, age_bins, options.verify_images)
+    root = Path(options.root).expanduser().resolve()
+    table, eval_table = read_archive(root, age_bins, options.verify_images)
     photos, corrections = table, None
     if options.label_overrides:
         overrides = read_overrides(options.label_overrides, table["person"].unique())
