@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import subprocess
@@ -40,12 +41,14 @@ def predict_config(archive: Path, output: Path, *overrides: str):
 
 @pytest.mark.slow
 def test_predict_reproduces_the_runs_submission_in_info_csv_order(
-    archive: Path, run_dir: Path, tmp_path: Path
+    archive: Path, run_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     output = tmp_path / "submission.csv"
     ckpt = run_dir / "checkpoints" / "best.ckpt"
     cfg = predict_config(archive, output, f"ckpt={ckpt}")
-    predict_archive(cfg)
+    with caplog.at_level(logging.INFO, logger="mask_age_gender.inference.proba"):
+        predict_archive(cfg)
+    assert f"predicting 21 photos with {ckpt}" in caplog.text  # the checkpoint named
     written = pd.read_csv(output, dtype={"ImageID": str})
     info = pd.read_csv(archive / "eval" / "info.csv", dtype=str)
     assert written.columns.tolist() == ["ImageID", "ans"]

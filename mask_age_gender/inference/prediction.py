@@ -64,7 +64,9 @@ def ensemble_proba(
     boxes = {"face_boxes": cfg.data.get("face_boxes"), "cache_dir": cfg.data.get("cache_dir")}
     for path, module in models.items():
         loader = eval_loader(module, paths, cfg.batch_size, cfg.num_workers, root, **boxes)
-        out.append(predict_proba(module, loader, device, "32-true", cfg.tta, path, embed=embed))
+        out.append(
+            predict_proba(module, loader, device, "32-true", cfg.tta, name=path, embed=embed)
+        )
     return out
 
 
