@@ -27,12 +27,12 @@ from scipy.optimize import linear_sum_assignment
 
 from mask_age_gender.errors import UserMistake
 from mask_age_gender.inference.grouping import group_photos
-from mask_age_gender.labels import NUM_CLASSES
+from mask_age_gender.labels import NUM_CLASSES, PHOTO_MASK, decode, encode
 from mask_age_gender.models.module import SHOOT_DIMS
 
 log = logging.getLogger(__name__)
-SIZE = 7  # photos of one person in the eval set
-MASK_PLAN = np.array([0, 0, 0, 0, 0, 1, 2])  # a person's seven: 5 worn, 1 incorrect, 1 not worn
+SIZE = len(PHOTO_MASK)  # photos of one person in the eval set: seven
+MASK_PLAN = np.array(sorted(PHOTO_MASK.values()))  # 5 worn, 1 incorrect, 1 not worn
 FEATURES = ("shoot", "backbone", "both")
 
 
@@ -114,19 +114,20 @@ def people_labels(
     if not len(labels):
         return labels
     joint = probs.reshape(-1, 3, 2, 3).astype(np.float64)  # mask, gender, age (labels.py)
-    mask, gender, age = labels // 6 % 3, labels // 3 % 2, labels % 3
+    mask, gender, age = decode(labels)
     sizes = np.bincount(groups)
     if structure:
         mask = planned_masks(log_of(joint.sum(axis=(2, 3))), groups, sizes, mask)
         given = joint[np.arange(len(joint)), mask].reshape(-1, 6).argmax(axis=1)
-        moved = mask != labels // 6 % 3
-        gender = np.where(moved, given // 3, gender)
-        age = np.where(moved, given % 3, age)
+        moved = mask != decode(labels)[0]
+        _, given_gender, given_age = decode(given)  # given: gender × age, the mask's row
+        gender = np.where(moved, given_gender, gender)
+        age = np.where(moved, given_age, age)
     if agree:
         shared = sizes[groups] > 1
         gender = np.where(shared, group_choice(joint.sum(axis=(1, 3)), groups), gender)
         age = np.where(shared, group_choice(joint.sum(axis=(1, 2)), groups), age)
-    return (mask * 6 + gender * 3 + age).astype(labels.dtype)
+    return encode(mask, gender, age).astype(labels.dtype)
 
 
 def group_choice(marginal: np.ndarray, groups: np.ndarray) -> np.ndarray:
