@@ -27,13 +27,14 @@ from PIL import Image
 from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from mask_age_gender.files import ERRORS, REPORT
+from mask_age_gender.results.ledger import PEOPLE_SCORES
 from mask_age_gender.results.run_report import FIGURES
 
 # summary.json keys that go to the trackers as the run's final scores
 SCORES = (
     "val_f1", "val_f1_ci_low", "val_f1_ci_high", "val_acc", "val_loss",
     "val_f1_mask", "val_f1_gender", "val_f1_age", "val_cam_face_share", "best_epoch", "epochs_run",
-    "people_ari", "val_f1_people", "val_f1_true", "people_gain",
+    *PEOPLE_SCORES,
 )  # fmt: skip
 FIGURE_TAG = "analysis/{}"  # the tag of a figure: analysis/confusion, analysis/curves, …
 
