@@ -61,7 +61,7 @@ def split_outputs(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return outputs[:, :NUM_CLASSES], outputs[:, NUM_CLASSES:]
 
 
-def embedding(embedded: list[np.ndarray], features: str = "shoot") -> np.ndarray:
+def embedding(embedded: list[np.ndarray], features: str = PeopleOptions.features) -> np.ndarray:
     """The space photos are grouped in, from each ensemble member's N × D embedding: the
     backbones' features (centred, unit length, members weighted alike) and/or the border
     colours (log, less the photo's mean log: the shot's lighting; standardised, unit length),
@@ -82,7 +82,7 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-12)
 
 
-def group(embedded: list[np.ndarray], features: str = "shoot") -> np.ndarray:
+def group(embedded: list[np.ndarray], features: str = PeopleOptions.features) -> np.ndarray:
     """Each photo's group (0, 1, …) from the members' embeddings (``split_outputs``)."""
     return group_photos(embedding(embedded, features), SIZE)
 

@@ -152,7 +152,8 @@ def predict_proba(
 def predict_as_trained(
     trainer: pl.Trainer, module: FaceClassifier, loader: DataLoader, embed: bool = False
 ) -> np.ndarray:
-    """N × 18 class probabilities computed the way ``trainer`` validated: its precision
+    """N × 18 class probabilities (with ``embed``, each photo's embedding after them, as
+    ``predict_proba`` gives) computed the way ``trainer`` validated: its precision
     (bf16-mixed autocast, say) on its device. A Trainer of one process, so the rank that
     writes the run's files can call it alone; the strategy (DDP, say) changes how gradients
     are shared, not what an eval-mode forward pass gives."""

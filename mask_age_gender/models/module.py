@@ -20,7 +20,8 @@ from mask_age_gender.models.nonfinite import FirstNonFinite
 from mask_age_gender.models.optim import build_optimizer, build_scheduler
 
 RUNTIME_OPTIONS = ("compile", "channels_last")  # model.* keys that are not backbone arguments
-SHOOT_DIMS = 36  # border_colours: 12 outer cells of a 4 × 4 grid, 3 channels
+SHOOT_GRID = 4  # border_colours: the outer cells of a 4 × 4 grid of each photo
+SHOOT_DIMS = (SHOOT_GRID**2 - (SHOOT_GRID - 2) ** 2) * 3  # 12 cells × 3 channels: 36 values
 # model.compile: torch.compile's mode (true is "default"); false runs eager. The last two replay
 # CUDA graphs, which hold one input shape: evaluation pads a short last batch to full size.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -207,8 +208,8 @@ def border_colours(pixels: torch.Tensor) -> torch.Tensor:
     """Each photo's mean colours (0–1) in the outer cells of a 4 × 4 grid (``SHOOT_DIMS``
     values): the background and clothes of its shoot, which a person's seven photos share,
     without the face in the middle, which the mask changes."""
-    cells = torch.nn.functional.adaptive_avg_pool2d(pixels, 4)
-    border = torch.ones(4, 4, dtype=torch.bool, device=pixels.device)
+    cells = torch.nn.functional.adaptive_avg_pool2d(pixels, SHOOT_GRID)
+    border = torch.ones(SHOOT_GRID, SHOOT_GRID, dtype=torch.bool, device=pixels.device)
     border[1:-1, 1:-1] = False
     return cells[:, :, border].flatten(1)
 

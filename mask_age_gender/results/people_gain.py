@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import adjusted_rand_score
 
-from mask_age_gender.inference.people import group, people_labels
+from mask_age_gender.inference.people import PeopleOptions, group, people_labels
 from mask_age_gender.labels import class_name
 from mask_age_gender.models.scores import score
 from mask_age_gender.results.plots import message_figure, show_photo
@@ -37,7 +37,7 @@ def people_scores(
     embedded: np.ndarray,
     truth: np.ndarray,
     persons: pd.Series,
-    features: str = "shoot",
+    features: str = PeopleOptions.features,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """(the summary keys above, each photo's group found) of the validation photos."""
     started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 ``generate_archive`` writes ``train/train.csv`` + ``train/images/<profile>/<photo>``,
 ``eval/info.csv`` + ``eval/images/<hashed id>.jpg`` and, outside ``eval/``, ``eval_truth.csv``
-with the true 18-class labels, so the whole pipeline runs without the real data.
+with the true 18-class labels and each photo's person, so the whole pipeline runs (and the
+grouping of eval photos into people is measured) without the real data.
 
 Each photo is a face drawn with PIL. Mask state, gender (hair, lips) and age (grey hair,
 wrinkles, age spots, receding hair) are visible but imperfect: age cues grow smoothly with the
