@@ -23,7 +23,7 @@ from mask_age_gender.data.stats import channel_stats
 from mask_age_gender.data.tables import Stages, read_stages
 from mask_age_gender.data.transforms import Pipeline, build_transform, normalize_where
 from mask_age_gender.data.workers import default_workers
-from mask_age_gender.labels import TASK_CLASSES, check_age_bins, decode
+from mask_age_gender.labels import TASK_CLASSES, decode
 
 SAMPLERS = ("none", "weighted")
 BALANCE_BY = {"class": "label", "age": "age_group"}  # data.sampler_balance → table column
@@ -55,8 +55,6 @@ class FaceDataModule(pl.LightningDataModule):
                 f"data.sampler must be one of {SAMPLERS} and data.sampler_balance one of "
                 f"{tuple(BALANCE_BY)}; got {loader.sampler!r}, {loader.sampler_balance!r}"
             )
-        check_age_bins(archive.age_bins)
-        check_age_bins(archive.train_age_bins or archive.age_bins)
         check_cache_choice(cache.cache)  # before the archive is read
         # data.cache as asked; self.cache becomes what was built (auto: memory or disk) when
         # the first stage's dataset is, with the photos of all stages known

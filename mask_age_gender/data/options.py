@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
+from mask_age_gender.labels import check_age_bins
+
 
 @dataclass(frozen=True)
 class ArchiveOptions:
@@ -17,13 +19,18 @@ class ArchiveOptions:
     root: str
     verify_images: bool | str  # true: header check of every photo; full: decode all; false
     age_bins: Sequence[int]
-    train_age_bins: Sequence[int] | None  # training labels only; None: age_bins
+    train_age_bins: Sequence[int] | None  # training labels only; None: age_bins (set so)
     drop_boundary_ages: int  # N > 0 drops training people within N years of a threshold
     label_overrides: str | None  # FILE of label corrections; the folds use the archive's own
     n_folds: int
     fold: int
     split_seed: int  # draws the folds, so that ``seed`` varies training only
     face_boxes: str | None = None  # FILE of face boxes (older checkpoints have no such key)
+
+    def __post_init__(self) -> None:  # the age thresholds checked once, as tuples
+        object.__setattr__(self, "age_bins", check_age_bins(self.age_bins))
+        train = check_age_bins(self.train_age_bins or self.age_bins)
+        object.__setattr__(self, "train_age_bins", train)
 
 
 @dataclass(frozen=True)

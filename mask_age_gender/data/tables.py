@@ -12,7 +12,7 @@ from mask_age_gender.data.archive import read_archive, relabel
 from mask_age_gender.data.label_fixes import apply_overrides, read_overrides
 from mask_age_gender.data.options import ArchiveOptions
 from mask_age_gender.data.split import split_by_person
-from mask_age_gender.labels import check_age_bins, near_threshold
+from mask_age_gender.labels import near_threshold
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Stages:
 def read_labelled(options: ArchiveOptions) -> Labelled:
     """The archive read and checked, with its corrections; photo paths absolute whatever
     ``data.root`` looks like (``~``, relative): boxes and cached photos are found by them."""
-    age_bins = check_age_bins(options.age_bins)
+    age_bins = options.age_bins
     root = Path(options.root).expanduser().resolve()
     table, eval_table = read_archive(root, age_bins, options.verify_images)
     photos, corrections = table, None
@@ -58,10 +58,9 @@ def read_stages(options: ArchiveOptions) -> Stages:
     train, val = split_by_person(
         labelled.photos, options.n_folds, options.fold, options.split_seed, labelled.as_archived
     )
-    age_bins = check_age_bins(options.age_bins)
-    near = near_age_boundary(train["age"], age_bins, options.drop_boundary_ages)
+    near = near_age_boundary(train["age"], options.age_bins, options.drop_boundary_ages)
     train = train[~near].reset_index(drop=True)  # validation is never filtered
-    train = relabel(train, check_age_bins(options.train_age_bins or age_bins))  # nor relabelled
+    train = relabel(train, options.train_age_bins)  # nor relabelled
     return Stages(train, val, labelled)
 
 
