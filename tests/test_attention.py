@@ -36,7 +36,7 @@ from mask_age_gender.results.run_report import write_error_analysis
 from mask_age_gender.train import train
 
 from .conftest import CONF, TINY, compose_config
-from .tiny_runs import FINISHED, tiny_sweep
+from .tiny_runs import FINISHED, LOGGED, tiny_sweep
 
 SIDE, SQUARE = 64, 16  # photo side, side of the square that decides the class
 
@@ -211,12 +211,8 @@ def test_a_run_writes_its_maps_and_face_share(sweep: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_maps_reach_tensorboard(archive: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    overrides = [f"data.root={archive}", "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
-    overrides += ["trainer.num_sanity_val_steps=0", "error_analysis=true", "logger=tensorboard"]
-    overrides += [f"data.face_boxes={archive / TRUE_BOXES_FILE}"]
-    train(compose_config([*TINY, *overrides], run))
+def test_the_maps_reach_tensorboard(sweep: Path) -> None:
+    run = sweep / LOGGED
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     logged = events.Images("analysis/attention")[-1].encoded_image_string

@@ -1,5 +1,6 @@
-"""The analysis reaches every logger: one tiny run logging to TensorBoard and W&B (offline) at
-once, read back through TensorBoard's own reader and from the offline W&B run folder."""
+"""The analysis reaches every logger: the tiny sweep's run that logs to TensorBoard and W&B
+(offline) at once, read back through TensorBoard's own reader and from the offline W&B run
+folder."""
 
 from __future__ import annotations
 
@@ -13,36 +14,24 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from wandb.proto import wandb_internal_pb2
 
-from mask_age_gender.data.faces.boxes import TRUE_BOXES_FILE
 from mask_age_gender.results.run_report import FIGURES
-from mask_age_gender.train import train
 
-from .conftest import TINY, compose_config
+from .conftest import compose_config
+from .tiny_runs import LOGGED, LOGGERS, tiny_sweep
 
 SCORES = ("val_f1", "val_f1_ci_low", "val_f1_ci_high", "val_f1_mask", "val_loss", "best_epoch")
 SCORES += ("val_cam_face_share",)
 FIGURE_TAGS = {f"analysis/{Path(name).stem}" for name in FIGURES}
-BOTH = "logger=[tensorboard,wandb]"  # two options of the logger group, merged (csv kept)
 
 
-# the run below starts W&B's service process and draws every figure: the tests reading it are slow
 @pytest.fixture(scope="module")
 def run(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished one-epoch run with the error analysis, logged to TensorBoard and W&B."""
-    run_dir = tmp_path_factory.mktemp("loggers") / "run"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("WANDB_MODE", "offline")
-        env.setenv("WANDB_SILENT", "true")
-        env.setenv("WANDB_DIR", str(run_dir.parent / "wandb_dir"))
-        overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
-        overrides += ["trainer.num_sanity_val_steps=0", "error_analysis=true", BOTH]
-        overrides += [f"data.face_boxes={archive / TRUE_BOXES_FILE}"]  # the maps' boxes
-        train(compose_config([*TINY, f"data.root={archive}", *overrides], run_dir))
-    return run_dir
+    """A finished run with the error analysis, logged to TensorBoard and W&B (offline)."""
+    return tiny_sweep(archive, tmp_path_factory) / LOGGED
 
 
 def test_two_logger_options_compose_with_the_csv_one(archive: Path, tmp_path: Path) -> None:
-    cfg = compose_config([f"data.root={archive}", BOTH], tmp_path / "run")
+    cfg = compose_config([f"data.root={archive}", LOGGERS], tmp_path / "run")
     assert set(cfg.logger) == {"csv", "tensorboard", "wandb"}
 
 

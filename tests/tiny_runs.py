@@ -2,7 +2,8 @@
 
 Two finished runs that differ in head and learning rate (trained in this process, as Hydra's
 multirun would name them), a run that crashed before training (only ``.hydra/``, as the app
-leaves it) and one that crashed after its first epoch (``metrics.csv``, no summary).
+leaves it) and one that crashed after its first epoch (``metrics.csv``, no summary). The first
+also logs to TensorBoard and W&B (offline), for the tests that read what reached them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from mask_age_gender.train import train
 
 from .conftest import SEARCHPATH, TINY, compose_config, shared_folder
 
+LOGGERS = "logger=[tensorboard,wandb]"  # two options of the logger group, merged (csv kept)
+LOGGED = "head=single"  # the run that logs to LOGGERS too
 FINISHED = {  # the first has two epochs to draw curves of, the second is as short as it gets
-    "head=single": ["head=single", "+trainer.limit_train_batches=2"],
+    LOGGED: ["head=single", "+trainer.limit_train_batches=2", LOGGERS],
     "head=multi,optimizer.lr=0.01,trainer.max_epochs=1": [
         *("head=multi", "optimizer.lr=0.01", "trainer.max_epochs=1"),
         "+trainer.limit_train_batches=1",
@@ -37,10 +40,14 @@ def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     def make(sweep: Path) -> None:
         base = [*TINY, f"data.root={archive}", "trainer.num_sanity_val_steps=0"]
         base.append(f"data.face_boxes={archive / TRUE_BOXES_FILE}")  # the maps' boxes
-        for name, overrides in FINISHED.items():
-            train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("WANDB_MODE", "offline")
+            env.setenv("WANDB_SILENT", "true")
+            env.setenv("WANDB_DIR", str(sweep.parent / "wandb_dir"))
+            for name, overrides in FINISHED.items():
+                train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
         write_started_run(sweep / CRASHED, [f"data.root={archive}", "model=test_vit"])
-        write_crashed_midway(sweep / "head=single", sweep / CRASHED_MIDWAY)
+        write_crashed_midway(sweep / LOGGED, sweep / CRASHED_MIDWAY)
 
     return shared_folder(tmp_path_factory, "sweep", make)
 
