@@ -3,15 +3,12 @@ one, an unknown config option, pretrained weights with no network, a missing che
 ``HYDRA_FULL_ERROR=1`` keeps the traceback.
 
 The commands' error handling (``mistakes_as_messages``) runs here in this process around the
-function a command calls; one test starts the real ``train`` command to see the message, the
-exit status and no traceback come out of the process itself."""
+function a command calls; test_refusals.py starts the real ``train`` command to see the message,
+the exit status and no traceback come out of the process itself."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,22 +45,6 @@ def no_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
-
-
-@pytest.mark.slow  # the real command, in its own process
-def test_the_train_command_prints_a_mistake_without_a_traceback(tmp_path: Path) -> None:
-    """The real command, started where there is no archive (its default ``data.root``)."""
-    run = tmp_path / "run"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "mask_age_gender.train", f"hydra.run.dir={run}"]
-    result = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert TRACE not in result.stderr and TRACE not in result.stdout
-    assert f"error: no archive at data.root={tmp_path / 'data' / 'archive'}" in result.stderr
-    assert "make train" in result.stderr
-    assert not (run / "summary.json").exists() and not (run / "checkpoints").exists()
 
 
 MISTAKES = {  # mistake: (overrides, what stderr says)
