@@ -1,11 +1,11 @@
 """Training and prediction with the default model and its bundled ImageNet weights, with
 sockets blocked: nothing is downloaded or even tried, and the weights trained are the bundled
-ones."""
+ones. Both commands run as ``python -m`` runs them, one after the other in one fresh process."""
 
 from __future__ import annotations
 
+import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from mask_age_gender.inference.prediction import predict_archive
 from mask_age_gender.models.backbone import package_state_dict
 
-from .conftest import ROOT, TINY, compose_config
+from .conftest import TINY
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
 BLOCK_NETWORK = """
-import runpy, socket, sys
+import json, runpy, socket, sys
 
 def refuse(self, address, *args, **kwargs):
     if self.family in (socket.AF_INET, socket.AF_INET6):  # said even where a library catches it
@@ -32,30 +31,36 @@ def refuse(self, address, *args, **kwargs):
 connect = socket.socket.connect
 socket.socket.connect = refuse
 socket.socket.connect_ex = refuse
-sys.argv = sys.argv[1:]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+for command in json.loads(sys.argv[1]):  # [module, *args] each
+    sys.argv = command
+    runpy.run_module(command[0], run_name="__main__", alter_sys=True)
 """
 PROBE = "import socket; socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
 
 
-def offline(wrapper: Path, module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(wrapper), module, *args]
+def offline(wrapper: Path, *commands: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``commands`` ([module, *args] each) in one fresh process with connections refused."""
+    command = [sys.executable, str(wrapper), json.dumps(commands)]
     return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
 
 
 @pytest.mark.slow
 def test_default_model_trains_and_predicts_offline_from_its_bundled_weights(
-    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    archive: Path, tmp_path: Path
 ) -> None:
     wrapper = tmp_path / "offline.py"
     wrapper.write_text(BLOCK_NETWORK)
     (tmp_path / "probe.py").write_text(PROBE)
-    blocked = offline(wrapper, "probe", cwd=tmp_path)  # the wrapper does block connections
+    blocked = offline(wrapper, ["probe"], cwd=tmp_path)  # the wrapper does block connections
     assert blocked.returncode != 0 and "network blocked by the test" in blocked.stderr
 
-    run = tmp_path / "run"
+    run, work, output = tmp_path / "run", tmp_path / "work", tmp_path / "work" / "cli.csv"
+    work.mkdir()
     overrides = [*TINY, "model=efficientnet_lite0", f"data.root={archive}", "trainer=debug"]
-    result = offline(wrapper, "mask_age_gender.train", *overrides, f"hydra.run.dir={run}", cwd=ROOT)
+    train = ["mask_age_gender.train", *overrides, f"hydra.run.dir={run}"]
+    ckpt = f"ckpt={run / 'checkpoints' / 'best.ckpt'}"
+    predict = ["mask_age_gender.predict", ckpt, f"data.root={archive}", f"output={output}"]
+    result = offline(wrapper, train, predict, cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "network blocked" not in result.stderr  # not tried (albumentations' update check)
     best = run / "checkpoints" / "best.ckpt"
@@ -73,17 +78,7 @@ def test_default_model_trains_and_predicts_offline_from_its_bundled_weights(
         moved = (checkpoint["state_dict"][f"backbone.{name}"] - weights).abs().max().item()
         assert moved <= steps * lr * 1.1, name
 
-    # predict imports what train imported: here, in this process, with connections refused
-    attempts: list[object] = []
-
-    def refuse(sock: socket.socket, address: object, *args: object) -> None:
-        attempts.append(address)
-        raise OSError(f"network blocked by the test: connect to {address}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    output = tmp_path / "submission.csv"
-    args = [f"ckpt={best}", f"data.root={archive}", f"output={output}", "num_workers=0"]
-    predict_archive(compose_config(args, tmp_path, name="predict"))
-    assert attempts == []
-    assert pd.read_csv(output).equals(pd.read_csv(run / "submission.csv"))
+    submission = pd.read_csv(output)
+    assert submission.equals(pd.read_csv(run / "submission.csv"))
+    assert len(submission) == len(pd.read_csv(archive / "eval" / "info.csv"))
+    assert sorted(p.name for p in work.iterdir()) == ["cli.csv", "probabilities.csv"]  # no Hydra

@@ -1,12 +1,11 @@
-"""Prediction from checkpoints: row order, ensembles, mismatches, untrusted files."""
+"""Prediction from checkpoints: row order, ensembles, mismatches, untrusted files (the command
+itself runs in test_offline.py, after train, in one fresh process)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,21 +132,6 @@ def test_a_checkpoint_that_would_run_code_is_refused(
     with pytest.raises(pickle.UnpicklingError):
         predict_archive(cfg)
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "s.csv").exists()
-
-
-@pytest.mark.slow  # a process of its own: the real command line
-def test_predict_command_line(archive: Path, run_dir: Path, tmp_path: Path) -> None:
-    output = tmp_path / "cli.csv"
-    ckpt = run_dir / "checkpoints" / "best.ckpt"
-    command = [sys.executable, "-m", "mask_age_gender.predict", f"ckpt={ckpt}"]
-    command += [f"data.root={archive}", f"output={output}"]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert pd.read_csv(output).shape[0] == len(pd.read_csv(archive / "eval" / "info.csv"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "cli.csv",
-        "probabilities.csv",
-    ]  # no Hydra folders
 
 
 @pytest.mark.slow
