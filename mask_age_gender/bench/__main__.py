@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import json
 import logging
 import platform
 import sys
@@ -54,18 +53,17 @@ from mask_age_gender.bench.breakdown import table
 from mask_age_gender.bench.build import (
     Settings,
     bench_archive,
-    compose_config,
     fabric_for,
-    limited_datamodule,
     model_overrides,
+    prepared,
 )
 from mask_age_gender.bench.decode import compare_decoders
 from mask_age_gender.bench.ladder import Case, best_of, ladder_row, ladder_table
 from mask_age_gender.bench.loops import data_only, model_only, plain_loop
 from mask_age_gender.bench.training import run_training
 from mask_age_gender.data.workers import cpu_count
+from mask_age_gender.files import write_json_atomic
 from mask_age_gender.models.module import compile_mode
-from mask_age_gender.training.build import fitted_config
 
 log = logging.getLogger("mask_age_gender.bench")
 DECODE_PHOTOS = 200
@@ -184,15 +182,11 @@ def ratio(a: float, b: float) -> float:
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Every phase in turn; the figures and the settings they were measured with."""
     started = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # as train.py
     archive = args.archive or bench_archive()
     settings = settings_for(args, archive)
     report, rounds, breakdowns = {}, [], []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        config = compose_config(settings.overrides, Path(tmp))
-        datamodule = limited_datamodule(config, settings.photos)
-        config = fitted_config(config, datamodule)
+        config, datamodule = prepared(settings, Path(tmp))
         report["settings"] = settings_of(config, datamodule, settings) | {"repeats": args.repeats}
         paths = datamodule.train_table["path"].tolist()[:DECODE_PHOTOS]
         log.info("decoders on %d photos", len(paths))
@@ -307,13 +301,10 @@ def ladder(args: argparse.Namespace, save: Callable[[dict[str, Any]], Any]) -> d
     """One row per (model, batch size, compile mode), and the settings they share; ``save``
     gets the report after every row, so a run cut short keeps the rows it finished."""
     started = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
     archive = args.archive or bench_archive()
     plans = [(case, settings_for(args, archive, case)) for case in cases(args)]  # all valid?
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        config = compose_config(plans[0][1].overrides, Path(tmp))
-        shared = settings_of(config, limited_datamodule(config, args.photos), plans[0][1])
+        shared = settings_of(*prepared(plans[0][1], Path(tmp)), plans[0][1])
     for key in ("model", "batch_size", "compile", "overrides"):  # the rows' own
         del shared[key]
     report: dict[str, Any] = {"settings": shared | {"overrides": args.set, "repeats": args.repeats}}
@@ -325,14 +316,6 @@ def ladder(args: argparse.Namespace, save: Callable[[dict[str, Any]], Any]) -> d
     return report | {"table": ladder_table(rows), "complete": True, "seconds": seconds}
 
 
-def write_report(out: Path, report: dict[str, Any]) -> str:
-    """The report as JSON into ``out``; the text written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, indent=2)
-    out.write_text(text + "\n")
-    return text
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
     args = parse_args(argv)
@@ -341,10 +324,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("--breakdown measures one setting: give one model, batch and compile mode")
     out = args.out or Path("outputs/bench") / time.strftime("bench-%Y-%m-%d_%H-%M-%S.json")
     if as_ladder:
-        report = ladder(args, lambda partial: write_report(out, partial))
+        report = ladder(args, lambda partial: write_json_atomic(out, partial))
     else:
         report = benchmark(args)
-    print(write_report(out, report))
+    print(write_json_atomic(out, report).read_text(), end="")
     log.info("written to %s", out)
     tables = tables_of(report)
     if tables:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import timm
 import torch
 from lightning_fabric import Fabric
@@ -21,7 +22,7 @@ from mask_age_gender.data.synthetic import generate_archive
 from mask_age_gender.data.workers import cpu_count
 from mask_age_gender.models.module import FaceClassifier
 from mask_age_gender.models.optim import build_optimizer
-from mask_age_gender.training.build import build_datamodule
+from mask_age_gender.training.build import build_datamodule, fitted_config
 
 log = logging.getLogger(__name__)
 ARCHIVE = Path("data/bench/synthetic-384x512")  # generated once, under the ignored data/
@@ -91,6 +92,16 @@ def limited_datamodule(config: dict[str, Any], photos: int) -> FaceDataModule:
         raise ValueError(f"--photos {photos} is less than one batch ({datamodule.batch_size})")
     datamodule.stages.train = table.iloc[:photos].reset_index(drop=True)
     return datamodule
+
+
+def prepared(settings: Settings, run_dir: Path) -> tuple[dict[str, Any], FaceDataModule]:
+    """The run's config (fitted to its data) and data module, seeded as ``train`` seeds."""
+    torch.set_num_threads(settings.threads)
+    torch.set_flush_denormal(True)
+    config = compose_config(settings.overrides, run_dir)
+    pl.seed_everything(config["seed"], workers=True, verbose=False)
+    datamodule = limited_datamodule(config, settings.photos)
+    return fitted_config(config, datamodule), datamodule
 
 
 def fabric_for(config: dict[str, Any]) -> Fabric:

@@ -10,18 +10,10 @@ import numpy as np
 import torch
 import torchvision.io
 
-from mask_age_gender.data.photos import JPEG_SUFFIXES, read_jpeg_opencv, read_pil
+from mask_age_gender.data.photos import JPEG_SUFFIXES, load_rgb, read_pil
 
 CHECKED = 16  # photos whose pixels are compared with PIL's
 SAME_PIXELS = 1.0  # mean absolute difference (grey levels) still counted as the same image
-
-
-def decode_opencv(path: str) -> np.ndarray:
-    """What ``data/dataset.py``'s ``load_rgb`` does with a JPEG."""
-    image = read_jpeg_opencv(path)
-    if image is None:
-        raise OSError(f"OpenCV cannot decode {path}")
-    return image
 
 
 def decode_torchvision(path: str) -> np.ndarray:
@@ -34,7 +26,7 @@ def decode_torchvision(path: str) -> np.ndarray:
 
 DECODERS: dict[str, Callable[[str], np.ndarray]] = {
     "pil": read_pil,  # the reference: what the baseline's plain loop does
-    "opencv": decode_opencv,
+    "opencv": load_rgb,  # what the data module decodes a JPEG with
     "torchvision": decode_torchvision,
 }
 

@@ -18,10 +18,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from mask_age_gender.bench.build import Settings, compose_config, limited_datamodule
+from mask_age_gender.bench.build import Settings, prepared
 from mask_age_gender.bench.loops import model_only
 from mask_age_gender.bench.training import run_training
-from mask_age_gender.training.build import fitted_config
 
 log = logging.getLogger("mask_age_gender.bench")
 ERROR_CHARS = 2000  # the end of a failure's message, where the cause is
@@ -41,9 +40,7 @@ def measure_case(settings: Settings, repeats: int) -> dict[str, Any]:
     figure's best round, as the single run keeps it, and every round."""
     rounds = []
     with tempfile.TemporaryDirectory(prefix="bench-ladder-") as tmp:
-        config = compose_config(settings.overrides, Path(tmp))
-        datamodule = limited_datamodule(config, settings.photos)
-        config = fitted_config(config, datamodule)
+        config, datamodule = prepared(settings, Path(tmp))
         for _ in range(repeats):
             figures = {"model_only_img_s": model_only(config, datamodule, settings)}
             release_memory()

@@ -26,11 +26,10 @@ import torch
 from hydra.utils import instantiate
 
 from mask_age_gender.bench.breakdown import StepBreakdown, StepProfiler
-from mask_age_gender.bench.build import Settings, compose_config, limited_datamodule, synchronize
-from mask_age_gender.data.datamodule import FaceDataModule
+from mask_age_gender.bench.build import Settings, prepared, synchronize
 from mask_age_gender.inference.proba import eval_loader, predict_proba
 from mask_age_gender.models.module import FaceClassifier
-from mask_age_gender.training.build import build_trainer, fitted_config
+from mask_age_gender.training.build import build_trainer
 
 MB = 1024  # ru_maxrss is in KiB on Linux
 MIB = 2**20
@@ -52,16 +51,6 @@ class SteadyClock(pl.Callback):
     def images_per_second(self) -> float:
         # from the end of the last warm-up batch: measured batches' loading and steps both count
         return sum(self.sizes[self.warm :]) / (self.ends[-1] - self.ends[self.warm - 1])
-
-
-def prepared(settings: Settings, run_dir: Path) -> tuple[dict[str, Any], FaceDataModule]:
-    """The run's config (fitted to its data) and data module, seeded as ``train`` seeds."""
-    torch.set_num_threads(settings.threads)
-    torch.set_flush_denormal(True)
-    config = compose_config(settings.overrides, run_dir)
-    pl.seed_everything(config["seed"], workers=True, verbose=False)
-    datamodule = limited_datamodule(config, settings.photos)
-    return fitted_config(config, datamodule), datamodule
 
 
 def measure_training(settings: Settings, run_dir: Path, predict: bool = True) -> dict[str, Any]:
