@@ -38,11 +38,9 @@ def fetch(name: str) -> list[Path]:
         print("note: HF_HUB_OFFLINE is set; using what the cache already holds", file=sys.stderr)
     try:
         model = timm.create_model(name, pretrained=True)
-    except RuntimeError as err:
+    except (RuntimeError, OSError) as err:
         if "Unknown model" in str(err):
             raise FetchFailed(f"model.name '{name}' is not a timm model ({err})") from err
-        raise FetchFailed(f"downloading '{name}' failed: {type(err).__name__}: {err}") from err
-    except OSError as err:
         raise FetchFailed(f"downloading '{name}' failed: {type(err).__name__}: {err}") from err
     return cached_files(model.pretrained_cfg)
 

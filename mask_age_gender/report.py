@@ -54,10 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.group:
         return report_groups(ledger, args)
     try:
-        if args.sort:
-            ledger = sort_ledger(ledger, args.sort, args.desc)
-        else:
-            ledger = sort_ledger(ledger, "val_f1", descending=True)
+        ledger = sort_ledger(ledger, args.sort or "val_f1", args.desc or not args.sort)
     except KeyError as err:
         print(err.args[0], file=sys.stderr)
         return 2

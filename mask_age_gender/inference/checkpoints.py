@@ -47,11 +47,6 @@ def load_classifier(path: str | Path) -> FaceClassifier:
     return module.eval()
 
 
-def head_name(module: FaceClassifier) -> str:
-    """``single`` or ``multi``: the head a checkpoint was trained with, as ``head=`` names it."""
-    return type(module.head).__name__.removesuffix("Head").lower()
-
-
 def check_checkpoints(models: dict[str, FaceClassifier], expect: dict[str, Any]) -> None:
     """Refuse checkpoints whose labels differ from each other's, or that were trained with
     another head, age bins or image size than ``expect`` asks (``None``: any)."""
@@ -60,7 +55,7 @@ def check_checkpoints(models: dict[str, FaceClassifier], expect: dict[str, Any])
         raise CheckpointMismatch(f"checkpoints use different data.age_bins: {age_bins}")
     for path, module in models.items():
         trained = {
-            "head": head_name(module),
+            "head": type(module.head).__name__.removesuffix("Head").lower(),  # as head= names it
             "age_bins": list(age_bins[path]),
             "image_size": list(module.hparams.config["data"]["image_size"]),
         }

@@ -70,13 +70,6 @@ def find_checkpoints(directory: str | Path) -> list[Path]:
     return found
 
 
-def split_of(module: FaceClassifier) -> tuple[dict[str, Any], int]:
-    """How a checkpoint's people were split (archive, folds, split seed…), its validation fold."""
-    data = module.hparams.config["data"]
-    key = {name: list_or_value(data.get(name)) for name in SPLIT_KEYS}
-    return key, int(data["fold"])
-
-
 def labelled_photos(module: FaceClassifier, root: str | None = None) -> pd.DataFrame:
     """Every training photo of the archive a checkpoint was trained on (``root`` if it
     moved), labelled as in its training (``data.label_overrides``), with its person's ``fold``
@@ -99,10 +92,12 @@ def validation_photos(table: pd.DataFrame, module: FaceClassifier) -> pd.DataFra
 def fold_groups(models: dict[str, FaceClassifier], split: str) -> dict[int, list[str]]:
     """The checkpoints by validation fold; refuses checkpoints whose validation people
     cannot be compared (other archive or split), or, for ``split=val``, other folds."""
-    splits = {path: split_of(module) for path, module in models.items()}
-    keys = {path: key for path, (key, _) in splits.items()}
-    first = next(iter(keys.values()))
-    for path, key in keys.items():
+    groups: dict[int, list[str]] = {}
+    first = None
+    for path, module in models.items():
+        data = module.hparams.config["data"]  # how its people were split: archive, folds, seed…
+        key = {name: list_or_value(data.get(name)) for name in SPLIT_KEYS}
+        first = first or key
         differs = {
             name: (first[name], key[name]) for name in SPLIT_KEYS if key[name] != first[name]
         }
@@ -111,9 +106,7 @@ def fold_groups(models: dict[str, FaceClassifier], split: str) -> dict[int, list
                 f"split={split}: checkpoint {path} was split differently from the others "
                 f"(first vs this: {differs}); their validation people are not the same"
             )
-    groups: dict[int, list[str]] = {}
-    for path, (_, fold) in splits.items():
-        groups.setdefault(fold, []).append(path)
+        groups.setdefault(int(data["fold"]), []).append(path)
     if split == "val" and len(groups) > 1:
         raise ValueError(
             f"split=val needs checkpoints validated on the same fold; these use folds "

@@ -37,8 +37,8 @@ class Confusion(Metric):
 
     full_state_update = False
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         matrix = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
         self.add_state("matrix", matrix, dist_reduce_fx="sum")
 
@@ -70,15 +70,13 @@ class TaskMetrics(nn.Module):
     ``loss_<task>`` for each of ``loss_tasks``: the unweighted per-task loss of
     ``HeadLoss.task_losses``) accumulated over batches, each loss the mean over photos.
     ``persistent=True`` keeps the running sums in checkpoints, so an epoch resumed midway scores
-    all of its batches. ``sync=False`` scores this process's batches alone, without waiting for
-    the other DDP processes."""
+    all of its batches."""
 
-    def __init__(self, persistent: bool = False, sync: bool = True, loss_tasks: Iterable[str] = ()):
+    def __init__(self, persistent: bool = False, loss_tasks: Iterable[str] = ()):
         super().__init__()
-        options = {"sync_on_compute": sync}
-        self.confusion = Confusion(**options)
-        self.loss = WeightedMean(**options)
-        self.task_loss = nn.ModuleDict({task: WeightedMean(**options) for task in loss_tasks})
+        self.confusion = Confusion()
+        self.loss = WeightedMean()
+        self.task_loss = nn.ModuleDict({task: WeightedMean() for task in loss_tasks})
         for metric in self._metrics():
             metric.persistent(persistent)
         self.register_load_state_dict_pre_hook(_drop_old_scores)

@@ -18,10 +18,7 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mask_age_gender.files import (
-    LAST_CKPT,
-    write_bytes_atomic,
-)
+from mask_age_gender.files import LAST_CKPT, write_bytes_atomic
 from mask_age_gender.training.status import record_stop
 
 log = logging.getLogger(__name__)

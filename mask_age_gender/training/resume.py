@@ -17,11 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mask_age_gender.config import flatten_config
 from mask_age_gender.errors import UserMistake
-from mask_age_gender.files import (
-    LAST_CKPT,
-    METRICS,
-    write_csv_atomic,
-)
+from mask_age_gender.files import LAST_CKPT, METRICS, write_csv_atomic
 from mask_age_gender.resolvers import resume_dir
 
 log = logging.getLogger(__name__)
@@ -85,24 +81,17 @@ class ResumePoint:
 def resume_point(config: dict[str, Any], run_dir: Path) -> ResumePoint:
     """For ``resume=DIR`` or ``ckpt_path=``: the checkpoint, refused if ``config`` changes the
     experiment it belongs to; otherwise a new run's (empty) resume point."""
-    ckpt = resume_checkpoint(config.get("resume"), config.get("ckpt_path"))
-    if ckpt is None:
+    resume, ckpt_path = config.get("resume"), config.get("ckpt_path")
+    if not resume and not ckpt_path:
         return ResumePoint()
+    ckpt = Path(ckpt_path) if ckpt_path else Path(resume) / LAST_CKPT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"nothing to resume: {ckpt} not found")
     check_resumable(ckpt, config)
     saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
     metrics = run_dir / METRICS
     earlier = pd.read_csv(metrics) if metrics.is_file() else None
     return ResumePoint(ckpt, int(saved["global_step"]), earlier)
-
-
-def resume_checkpoint(resume: str | None, ckpt_path: str | None) -> Path | None:
-    """The checkpoint to continue from, or None for a new run."""
-    if not resume and not ckpt_path:
-        return None
-    ckpt = Path(ckpt_path) if ckpt_path else Path(resume) / LAST_CKPT
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"nothing to resume: {ckpt} not found")
-    return ckpt
 
 
 def check_resumable(ckpt: Path, config: dict[str, Any]) -> None:

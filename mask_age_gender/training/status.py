@@ -23,11 +23,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mask_age_gender.errors import UserMistake
-from mask_age_gender.files import (
-    LAST_CKPT,
-    SUMMARY,
-    write_json_atomic,
-)
+from mask_age_gender.files import LAST_CKPT, SUMMARY, write_json_atomic
 
 log = logging.getLogger(__name__)
 
