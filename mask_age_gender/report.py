@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mask_age_gender.results.groups import BaselineError, formatted_groups, group_runs, write_groups
-from mask_age_gender.results.ledger import collect_ledger, formatted, sort_ledger, write_ledger
+from mask_age_gender.files import write_csv_atomic, write_text_atomic
+from mask_age_gender.results.groups import BaselineError, formatted_groups, group_runs
+from mask_age_gender.results.ledger import MISSING, collect_ledger, formatted, sort_ledger
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -58,9 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as err:
         print(err.args[0], file=sys.stderr)
         return 2
-    print(formatted(ledger).to_string(index=False))
-    for path in write_ledger(ledger, args.out or args.folders[0]):
-        print(f"wrote {path}")
+    write_tables(args, "ledger", ledger, formatted(ledger))
     return 0
 
 
@@ -71,10 +70,20 @@ def report_groups(ledger: pd.DataFrame, args: argparse.Namespace) -> int:
     except BaselineError as err:
         print(err, file=sys.stderr)
         return 2
-    print(formatted_groups(groups).to_string(index=False))
-    for path in write_groups(groups, args.out or args.folders[0]):
-        print(f"wrote {path}")
+    write_tables(args, "ledger_groups", groups, formatted_groups(groups), disable_numparse=True)
     return 0
+
+
+def write_tables(
+    args: argparse.Namespace, name: str, table: pd.DataFrame, shown: pd.DataFrame, **markdown
+) -> None:
+    """Print ``shown``; write ``NAME.csv`` (``table``: every column, raw values) and ``NAME.md``
+    (``shown``, as printed) into ``--out`` (default: the first folder)."""
+    print(shown.to_string(index=False))
+    out = args.out or args.folders[0]
+    text = shown.to_markdown(index=False, missingval=MISSING, **markdown) + "\n"
+    print(f"wrote {write_csv_atomic(out / f'{name}.csv', table)}")
+    print(f"wrote {write_text_atomic(out / f'{name}.md', text)}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ deviation and a 95 % t-interval over the n runs
 
 Against a baseline configuration, every other one gets the PAIRED difference in val F1: its runs
 matched with the baseline's on seed and fold, the t-interval of the per-pair differences
-(scipy's ``ttest_rel(...).confidence_interval``),
+(as scipy's ``ttest_rel(...).confidence_interval``),
 ``n_pairs`` (runs without a partner are left out) and ``excludes_0``; where the runs mapped
 their photos, the same for the face share (``delta_cam_face_share_mean|ci_low|ci_high``).
 Pairing over seeds and folds measures what a repeat would change (training noise, and with folds
@@ -21,16 +21,13 @@ which people validate); see the README's Results section.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mask_age_gender.files import write_csv_atomic, write_text_atomic
 from mask_age_gender.results.ledger import MISSING, SCORES
 
 REPEAT_KEYS = ("seed", "data.fold")
@@ -77,27 +74,10 @@ def t_interval(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     if len(values) < 2:
         mean = float(values[0]) if len(values) else np.nan
         return {"mean": mean, "std": np.nan, "ci_low": np.nan, "ci_high": np.nan}
-    with identical_scores_allowed():
+    with warnings.catch_warnings():  # repeats that scored alike rightly get a zero-width
+        warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)  # interval, unwarned
         low, high = stats.ttest_1samp(values, popmean=0.0).confidence_interval(CONFIDENCE)
     return {"mean": values.mean(), "std": values.std(ddof=1), "ci_low": low, "ci_high": high}
-
-
-def paired_interval(other: pd.Series, base: pd.Series) -> tuple[float, float]:
-    """The 95 % t-interval of the mean of ``other - base``, pair by pair; NaN for one pair."""
-    if len(other) < 2:
-        return np.nan, np.nan
-    with identical_scores_allowed():
-        low, high = stats.ttest_rel(other, base).confidence_interval(CONFIDENCE)
-    return low, high
-
-
-@contextmanager
-def identical_scores_allowed() -> Iterator[None]:
-    """Repeats that scored alike (deterministic runs) rightly get a zero-width interval;
-    without this, scipy warns of "precision loss" for them on every ``report --group``."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
-        yield
 
 
 def group_runs(ledger: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
@@ -223,8 +203,8 @@ def paired_delta(
     without a partner or a value left out)."""
     pairs = paired_scores(runs, metric).to_frame("other")
     pairs = pairs.join(reference.rename("base"), how="inner").dropna()
-    low, high = paired_interval(pairs["other"], pairs["base"])
-    return len(pairs), (pairs["other"] - pairs["base"]).mean(), low, high
+    delta = t_interval(pairs["other"] - pairs["base"])  # what scipy's ttest_rel gives
+    return len(pairs), delta["mean"], delta["ci_low"], delta["ci_high"]
 
 
 def paired_scores(runs: pd.DataFrame, metric: str = "val_f1") -> pd.Series:
@@ -264,14 +244,3 @@ def plus_minus(mean: float, high: float) -> str:
     if pd.isna(mean):
         return MISSING
     return f"{mean:.4f}" if pd.isna(high) else f"{mean:.4f} ± {high - mean:.4f}"
-
-
-def write_groups(table: pd.DataFrame, out: Path) -> list[Path]:
-    """``ledger_groups.csv`` (every column, raw) and ``ledger_groups.md`` (as printed)."""
-    markdown = formatted_groups(table).to_markdown(
-        index=False, missingval=MISSING, disable_numparse=True
-    )
-    return [
-        write_csv_atomic(out / "ledger_groups.csv", table),
-        write_text_atomic(out / "ledger_groups.md", markdown + "\n"),
-    ]

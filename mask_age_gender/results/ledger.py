@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mask_age_gender.config import flatten_config
-from mask_age_gender.files import ERRORS, PREDICTIONS, write_csv_atomic, write_text_atomic
+from mask_age_gender.files import ERRORS, PREDICTIONS
 from mask_age_gender.results.error_analysis import CATEGORIES, analyse
 from mask_age_gender.results.run_reader import (
     find_runs,
@@ -197,12 +197,3 @@ def best_run_dir(ledger: pd.DataFrame) -> Path:
         raise FileNotFoundError(f"none of the {len(ledger)} runs has {PREDICTIONS}")
     scores = with_predictions["val_f1"].astype(float).fillna(-np.inf)
     return Path(with_predictions.loc[scores.idxmax(), "run_dir"])
-
-
-def write_ledger(ledger: pd.DataFrame, out: Path) -> list[Path]:
-    """``ledger.csv`` (every column, raw values) and ``ledger.md`` (as printed) in ``out``."""
-    markdown = formatted(ledger).to_markdown(index=False, missingval=MISSING)
-    return [
-        write_csv_atomic(out / "ledger.csv", ledger),
-        write_text_atomic(out / "ledger.md", markdown + "\n"),
-    ]
