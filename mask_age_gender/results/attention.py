@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,6 @@ from mask_age_gender.data.dataset import FaceDataset
 from mask_age_gender.data.faces.boxes import FaceBoxesError, box_rows, boxes_of, read_face_boxes
 from mask_age_gender.data.faces.resolve import boxes_file
 from mask_age_gender.data.photos import load_rgb
-from mask_age_gender.data.workers import default_workers
 from mask_age_gender.inference.checkpoints import load_classifier
 from mask_age_gender.inference.proba import eval_loader
 from mask_age_gender.labels import Mask, decode
@@ -102,7 +101,10 @@ def cam_layer(backbone: nn.Module) -> CamLayer:
 
 
 def class_maps(
-    forward: nn.Module, layer: CamLayer, images: torch.Tensor, classes: torch.Tensor
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    layer: CamLayer,
+    images: torch.Tensor,
+    classes: torch.Tensor,
 ) -> torch.Tensor:
     """(B, H, W) Grad-CAM maps of ``classes`` at ``layer``, ReLU'd, at the images' size.
 
@@ -151,17 +153,6 @@ def face_share(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(boxes.sum(axis=(-2, -1)) > 0, share, np.nan)
 
 
-class ScoredModel(nn.Module):
-    """A classifier as images → (B, 18) class scores, what Grad-CAM differentiates."""
-
-    def __init__(self, module: FaceClassifier):
-        super().__init__()
-        self.module = module
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.module.head.class_scores(self.module(images))
-
-
 def boxes_source(config: dict[str, Any]) -> Path | None:
     """The run's face boxes file (``faces.resolve.boxes_file``); None: it is not there."""
     path = boxes_file(config["data"].get("face_boxes"), config["data"].get("cache_dir"))
@@ -198,12 +189,15 @@ def _attend(
 ) -> Attention:
     paths = list(table["path"])
     data = module.hparams.config["data"]
-    photos = eval_loader(module, paths, CAM_BATCH, num_workers=0).dataset
-    seen = MaskedViews(photos, face_boxes(boxes_file, paths, data["root"]))
-    workers = default_workers() if data.get("num_workers") is None else data["num_workers"]
-    loader = DataLoader(seen, batch_size=CAM_BATCH, num_workers=workers)
+    photos = eval_loader(module, paths, CAM_BATCH, data.get("num_workers"))
+    seen = MaskedViews(photos.dataset, face_boxes(boxes_file, paths, data["root"]))
+    loader = DataLoader(seen, batch_size=CAM_BATCH, num_workers=photos.num_workers)
     layer = cam_layer(module.backbone)
-    scored = ScoredModel(module.to(device)).eval()
+    module.to(device).eval()
+
+    def scored(images: torch.Tensor) -> torch.Tensor:  # what Grad-CAM differentiates
+        return module.head.class_scores(module(images))
+
     start = time.perf_counter()
     shares, areas, empty, views = [], [], [], {}
     predicted = torch.as_tensor(table["pred"].to_numpy(copy=True))
@@ -256,21 +250,17 @@ class MaskedViews(Dataset):
         return len(self.photos)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        image, mask = view_of(self.photos, index, self.faces[index])
+        """Photo ``index`` prepared as the network sees it, its face box as a 0/1 mask of the
+        same pixels (all 0 where it has none; the box rounded to whole pixels, clipped to the
+        photo), and the network's input made of it."""
+        image, face = load_rgb(self.photos.paths[index]), self.faces[index]
+        mask = np.zeros(image.shape[:2], dtype=np.uint8)
+        if not np.isnan(face).any():
+            x1, y1, x2, y2 = (int(round(v)) for v in face)
+            mask[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = 1
+        crop_box = None if self.photos.boxes is None else self.photos.boxes[index]
+        image, mask = self.photos.transform.prepare_with_mask(image, crop_box, mask)
         return self.photos.transform.finish_image(image), image, mask
-
-
-def view_of(dataset: FaceDataset, index: int, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Photo ``index`` prepared as the network sees it (before normalisation), with its face
-        box as a 0/1 mask of the same pixels (all 0 where the photo has no box; the box rounded to
-    whole pixels and clipped to the photo)."""
-    image = load_rgb(dataset.paths[index])
-    mask = np.zeros(image.shape[:2], dtype=np.uint8)
-    if not np.isnan(face).any():
-        x1, y1, x2, y2 = (int(round(v)) for v in face)
-        mask[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = 1
-    crop_box = None if dataset.boxes is None else dataset.boxes[index]
-    return dataset.transform.prepare_with_mask(image, crop_box, mask)
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -25,7 +25,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from mask_age_gender.labels import NUM_CLASSES, TASKS
-from mask_age_gender.models.scores import macro_f1, task_confusions
+from mask_age_gender.models.scores import confusion_scores
 
 RESAMPLES = 1000
 SEED = 0
@@ -68,12 +68,10 @@ def person_bootstrap(
     """The ``level`` percentile interval of ``f1`` and ``f1_mask|gender|age`` (as ``score``
     names them) over ``resamples`` resamples of the people, photos kept together by person."""
     confusions = resampled_confusions(person_confusions(true, pred, person), resamples, seed)
-    scores = {"f1": macro_f1(confusions)}
-    scores |= {f"f1_{task}": macro_f1(m) for task, m in task_confusions(confusions).items()}
-    tail = 100 * (1 - level) / 2
+    scores, tail = confusion_scores(confusions), 100 * (1 - level) / 2
     return {
-        name: tuple(float(q) for q in np.percentile(values, [tail, 100 - tail]))
-        for name, values in scores.items()
+        name: tuple(float(q) for q in np.percentile(scores[name], [tail, 100 - tail]))
+        for name in NAMES
     }
 
 

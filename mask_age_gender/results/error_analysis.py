@@ -46,16 +46,11 @@ from mask_age_gender.labels import (
 )
 from mask_age_gender.models.scores import confusion_matrix, per_class, score
 from mask_age_gender.results.bootstrap import person_bootstrap, summary_intervals
-from mask_age_gender.results.run_reader import (
-    read_history,
-    read_summary,
-    run_age_bins,
-)
+from mask_age_gender.results.run_reader import read_history, read_summary, run_age_bins
 
-MASK_CATEGORIES = ("incorrect_vs_worn", "worn_vs_not_worn", "incorrect_vs_not_worn")
-CATEGORIES = (*MASK_CATEGORIES, "gender", "age_boundary", "age_other")
 # wear=0, incorrect=1, not_wear=2: the sum of two different states names their pair
 MASK_PAIR_BY_SUM = {1: "incorrect_vs_worn", 2: "worn_vs_not_worn", 3: "incorrect_vs_not_worn"}
+CATEGORIES = (*MASK_PAIR_BY_SUM.values(), "gender", "age_boundary", "age_other")
 
 
 @dataclass
@@ -109,7 +104,6 @@ def analyse(
     predictions: pd.DataFrame,
     age_bins: tuple[int, int] = DEFAULT_AGE_BINS,
     boundary_years: int = 3,
-    suspect_share: float = 0.5,
     **context: Any,
 ) -> RunAnalysis:
     """The analysis of a prediction table (columns of ``val_predictions.csv``).
@@ -126,7 +120,7 @@ def analyse(
         taxonomy=error_taxonomy(table),
         per_class=per_class_scores(table),
         by_age=scores_by_age(table),
-        suspects=label_suspects(table, age_bins, suspect_share),
+        suspects=label_suspects(table, age_bins),
         **context,
     )
 

@@ -32,23 +32,23 @@ def audit(
     table = with_attributes(predictions, age_bins, boundary_years=0)
     rows: dict[str, dict[str, str]] = {}
 
-    def row(person: str) -> dict[str, str]:
-        return rows.setdefault(person, dict.fromkeys(COLUMNS, "") | {"person": person})
+    def row(person: str, why: str) -> dict[str, str]:
+        """The person's row, ``why`` added to its reasons."""
+        entry = rows.setdefault(person, dict.fromkeys(COLUMNS, "") | {"person": person})
+        entry["reason"] = "; ".join(filter(None, [entry["reason"], why]))
+        return entry
 
-    codes = {task: _codes(task, age_bins) for task in ("gender", "age")}
+    age_groups = {attribute_name("age", group, age_bins): group for group in range(3)}
     for s in label_suspects(table, age_bins, share).itertuples():
-        entry = row(s.person)
+        why = f"{s.attribute}: {s.disputing} of {s.photos} photos predicted {s.predicted}"
+        entry = row(s.person, f"{why} (label {s.label})")
         if s.attribute == "gender":
             entry["gender"] = s.predicted
         else:
-            entry["age"] = str(nearest_age(s.age, codes["age"][s.predicted], age_bins))
-        why = f"{s.attribute}: {s.disputing} of {s.photos} photos predicted {s.predicted}"
-        entry["reason"] = "; ".join(filter(None, [entry["reason"], f"{why} (label {s.label})"]))
+            entry["age"] = str(nearest_age(s.age, age_groups[s.predicted], age_bins))
+    why = "the not-worn photo predicted with a mask, the incorrect one without"
     for person in swapped_mask_people(table):
-        entry = row(person)
-        entry["swap_mask"] = "true"
-        why = "the not-worn photo predicted with a mask, the incorrect one without"
-        entry["reason"] = "; ".join(filter(None, [entry["reason"], why]))
+        row(person, why)["swap_mask"] = "true"
     return pd.DataFrame(list(rows.values()), columns=COLUMNS).sort_values("person")
 
 
@@ -68,8 +68,3 @@ def nearest_age(age: int, group: int, age_bins: tuple[int, int]) -> int:
     low = (0, *age_bins)[group]
     high = (*(t - 1 for t in age_bins), MAX_AGE)[group]
     return int(np.clip(age, low, high))
-
-
-def _codes(task: str, age_bins: tuple[int, int]) -> dict[str, int]:
-    count = 2 if task == "gender" else 3
-    return {attribute_name(task, value, age_bins): value for value in range(count)}

@@ -41,14 +41,13 @@ log = logging.getLogger(__name__)
 
 MAIN_CHOICES = ("model", "head", "loss", "optimizer", "scheduler", "transform", "experiment")
 MAIN_VALUES = ("optimizer.lr",)
-# what agreeing within people gives (results/people_gain.py), in the ledger and the trackers
-PEOPLE_SCORES = ("people_ari", "val_f1_people", "val_f1_true", "people_gain")
 SCORES = (
     *("train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1"),
     *("val_f1_ci_low", "val_f1_ci_high"),  # 95 % over validation people (bootstrap.py)
     *("val_f1_mask", "val_f1_gender", "val_f1_age", "best_epoch", "epochs_run"),
     "val_cam_face_share",  # the class-activation maps' mass on the face (results/attention.py)
-    *PEOPLE_SCORES,
+    # what agreeing within people gives (results/people_gain.py)
+    *("people_ari", "val_f1_people", "val_f1_true", "people_gain"),
 )
 COUNTS = ("mistakes", *CATEGORIES, "multi_attribute")
 ROW_COLUMNS = ["run", "status", *SCORES, *COUNTS, "seconds", "best_ckpt", "note"]

@@ -17,7 +17,7 @@ from PIL import Image
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from mask_age_gender.data.dataset import FaceDataset
-from mask_age_gender.data.faces.boxes import BOX, boxes_of, read_face_boxes
+from mask_age_gender.data.faces.boxes import box_rows, boxes_of, read_face_boxes
 from mask_age_gender.data.photos import load_rgb
 from mask_age_gender.data.transforms import build_transform
 from mask_age_gender.files import write_bytes_atomic
@@ -223,7 +223,7 @@ def network_view(run: RunAnalysis, paths: list[str]) -> list[np.ndarray] | None:
             config["transform"], data["image_size"], [0.0] * 3, [1.0] * 3, False, "loader"
         )
         table = boxes_of(read_face_boxes(face_boxes, data["root"]), paths, data["root"])
-        dataset = FaceDataset(paths, None, pipeline, boxes=table[list(BOX)].to_numpy(float))
+        dataset = FaceDataset(paths, None, pipeline, boxes=box_rows(table))
         return [thumbnail(dataset.prepare(k)) for k in range(len(paths))]
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -27,24 +27,19 @@ from PIL import Image
 from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from mask_age_gender.files import ERRORS, REPORT
-from mask_age_gender.results.ledger import PEOPLE_SCORES
+from mask_age_gender.results import ledger
 from mask_age_gender.results.run_report import FIGURES
 
-# summary.json keys that go to the trackers as the run's final scores
-SCORES = (
-    "val_f1", "val_f1_ci_low", "val_f1_ci_high", "val_acc", "val_loss",
-    "val_f1_mask", "val_f1_gender", "val_f1_age", "val_cam_face_share", "best_epoch", "epochs_run",
-    *PEOPLE_SCORES,
-)  # fmt: skip
+# summary.json keys that go to the trackers as the run's final scores: the ledger's, but the
+# training-set ones (the trackers have their curves)
+SCORES = tuple(key for key in ledger.SCORES if not key.startswith("train_"))
 FIGURE_TAG = "analysis/{}"  # the tag of a figure: analysis/confusion, analysis/curves, …
 
 
 def publish_analysis(loggers: Iterable[Logger], run_dir: Path, summary: dict[str, Any]) -> None:
     """Give every W&B and TensorBoard logger the run's scores and analysis, then close it."""
-    run_dir = Path(run_dir)
     scores = {key: summary[key] for key in SCORES if summary.get(key) is not None}
-    figures = {Path(name).stem: run_dir / name for name in FIGURES}
-    figures = {name: path for name, path in figures.items() if path.is_file()}
+    figures = {Path(n).stem: run_dir / n for n in FIGURES if (run_dir / n).is_file()}
     report = run_dir / REPORT
     errors = run_dir / ERRORS
     per_class = json.loads(errors.read_text())["per_class"] if errors.is_file() else None
