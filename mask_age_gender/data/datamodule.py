@@ -245,11 +245,8 @@ class FaceDataModule(pl.LightningDataModule):
     def _cache_mode(self) -> str:
         """``data.cache`` made concrete (``auto``: memory when all stages' photos fit the
         memory limit, else disk) and that limit, shared by the DDP processes of this machine."""
-        if self._cache_limit_gb is None:
-            self._choose_cache()
-        return self.cache
-
-    def _choose_cache(self) -> None:
+        if self._cache_limit_gb is not None:
+            return self.cache
         photos = sum(len(table) for table in self._stages().values())
         processes = (
             self.trainer.num_devices if self.trainer else int(os.environ.get("LOCAL_WORLD_SIZE", 1))
@@ -265,6 +262,7 @@ class FaceDataModule(pl.LightningDataModule):
         )
         if requested == "auto" and self.cache == "disk" and self.cache_dir is None:
             self.cache = "none"  # no folder to keep it in (a data module built by hand)
+        return self.cache
 
     def _pipeline(self, stage: str) -> Pipeline:
         return build_transform(

@@ -45,7 +45,7 @@ class FaceDataset(Dataset):
         if boxes is not None and len(boxes) != len(self.paths):
             raise ValueError(f"{len(boxes)} face boxes for {len(self.paths)} photos")
         self.boxes = boxes if transform.crops_faces else None
-        tags = photo_tags(self.boxes, len(self.paths))
+        tags = None if self.boxes is None else photo_tags(self.boxes)
         self.photos = PhotoCache(
             cache,
             self.paths,

@@ -25,11 +25,11 @@ from pathlib import Path
 import pandas as pd
 
 from mask_age_gender.data.archive import MAX_AGE, ArchiveError, parse_age, relabel
-from mask_age_gender.data.table import RowProblems, read_checked_csv
+from mask_age_gender.data.table import YES_NO, RowProblems, read_checked_csv
 from mask_age_gender.labels import GENDER_NAMES, Mask
 
 COLUMNS = ("person", "gender", "age", "swap_mask")
-SWAP = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": False}
+SWAP = YES_NO | {"": False}  # an empty swap_mask: no swap
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,6 @@ class EpochSampler(DistributedSampler):
         self.epoch = epoch
         self._skip = {epoch: photos_done}
 
-    def __len__(self) -> int:
-        return self.num_samples  # this process's share: the whole epoch on one process
-
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = epoch_generator(self.seed, self.epoch)
         if self.weights is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 Error = Callable[[list[str]], Exception]  # the caller's error, made from its problems
+YES_NO = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}  # lowered
 
 
 class RowProblems:

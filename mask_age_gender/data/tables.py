@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,15 +57,8 @@ def read_stages(options: ArchiveOptions) -> Stages:
     train, val = split_by_person(
         labelled.photos, options.n_folds, options.fold, options.split_seed, labelled.as_archived
     )
-    near = near_age_boundary(train["age"], options.age_bins, options.drop_boundary_ages)
+    (low, high), years = options.age_bins, options.drop_boundary_ages
+    near = near_threshold(train["age"], low, years) | near_threshold(train["age"], high, years)
     train = train[~near].reset_index(drop=True)  # validation is never filtered
     train = relabel(train, options.train_age_bins)  # nor relabelled
     return Stages(train, val, labelled)
-
-
-def near_age_boundary(ages: pd.Series, age_bins: Sequence[int], years: int) -> pd.Series:
-    """People within ``years`` of either age threshold (``labels.near_threshold``)."""
-    near = pd.Series(False, index=ages.index)
-    for threshold in age_bins:
-        near |= near_threshold(ages, threshold, years)
-    return near

@@ -24,7 +24,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
 
-from mask_age_gender.data.faces.crop import BOX_KEY, crops_faces
+from mask_age_gender.data.faces.crop import BOX_KEY, FaceCrop
 
 NORMALIZE_ON = ("auto", "loader", "device")  # data.normalize_on: where pixels are normalised
 
@@ -42,7 +42,8 @@ class Pipeline:
 
     @property
     def crops_faces(self) -> bool:
-        return crops_faces(self.prepare.transforms)
+        """Whether ``prepare`` includes a face crop (the photos need boxes)."""
+        return any(isinstance(step, FaceCrop) for step in self.prepare.transforms)
 
     def __call__(self, image: np.ndarray, box: Sequence[float] | None = None) -> dict[str, Any]:
         return {"image": self.finish_image(self.prepare_image(image, box))}

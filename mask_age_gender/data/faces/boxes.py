@@ -25,7 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from mask_age_gender.data.archive import ArchiveError, read_archive
-from mask_age_gender.data.table import RowProblems, read_checked_csv
+from mask_age_gender.data.table import YES_NO, RowProblems, read_checked_csv
 from mask_age_gender.files import write_csv_atomic
 
 COLUMNS = ("path", "x1", "y1", "x2", "y2", "score", "found")
@@ -33,7 +33,6 @@ BOX = ("x1", "y1", "x2", "y2")
 BOXES_FILE = "face_boxes.csv"
 TRUE_BOXES_FILE = "face_boxes_true.csv"  # where a synthetic archive drew its faces, at its root
 EVAL_KIND = "eval"  # the photo kind of eval photos (train photos: mask1 … normal)
-TRUE_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 HINT = "write one with: python -m mask_age_gender.faces data.root=ARCHIVE out=FILE"
 
 
@@ -61,11 +60,6 @@ def relative_path(path: str | Path, root: str | Path) -> str:
     if path.is_absolute() or path.is_relative_to(root):
         return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
     return path.as_posix()  # already relative to the root
-
-
-def photo_path(root: str | Path, relative: str) -> Path:
-    """The photo a boxes file's ``path`` names: the inverse of :func:`relative_path`."""
-    return Path(root) / relative
 
 
 def archive_photos(root: str | Path, verify_images: bool | str = False) -> pd.DataFrame:
@@ -150,7 +144,7 @@ def _parse(raw: pd.DataFrame, problems: RowProblems) -> pd.DataFrame:
     """Typed columns from text ones; to ``problems`` each row's: found not a yes/no, a value
     that is not a number, a box of a found face that is missing or empty, a repeated path."""
     rows = np.arange(1, len(raw) + 1)  # as the table reader counts them: data rows from 1
-    found = raw["found"].str.strip().str.lower().map(TRUE_WORDS)
+    found = raw["found"].str.strip().str.lower().map(YES_NO)
     for row, value in zip(rows[found.isna()], raw["found"][found.isna()], strict=True):
         problems.add(row, f"found '{value}' is not true or false")
     found = found.fillna(False).astype(bool).to_numpy()

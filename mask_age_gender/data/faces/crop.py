@@ -97,13 +97,6 @@ class FaceCrop(A.CenterCrop):
         return {"crop_coords": window, "pad_params": None}
 
 
-def crops_faces(steps: Sequence[Any]) -> bool:
-    """Whether instantiated ``prepare`` steps include a face crop (the photos need boxes)."""
-    return any(isinstance(step, FaceCrop) for step in steps)
-
-
-def photo_tags(boxes: np.ndarray | None, count: int) -> list[str]:
+def photo_tags(boxes: np.ndarray) -> list[str]:
     """Per photo, the text its cached pixels depend on besides path and settings: its box."""
-    if boxes is None:
-        return [""] * count
     return [",".join(f"{v:.2f}" for v in row) for row in boxes]

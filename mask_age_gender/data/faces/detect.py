@@ -39,6 +39,7 @@ from mask_age_gender.data.faces.boxes import (
     write_face_boxes,
 )
 from mask_age_gender.data.photos import load_rgb
+from mask_age_gender.data.workers import cpu_count
 from mask_age_gender.errors import UserMistake
 from mask_age_gender.labels import PHOTO_MASK
 
@@ -122,34 +123,17 @@ def detect_archive(
     photos = pd.concat([photos, stamps], axis=1)
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(out.with_name(f"{out.name}.lock")):  # one detecting process; the others wait
-        return _detect_into(root, out, photos, workers, min_score, max_side)
-
-
-def _detect_into(
-    root: Path,
-    out: Path,
-    photos: pd.DataFrame,
-    workers: int | None,
-    min_score: float,
-    max_side: int,
-) -> pd.DataFrame:
-    reused = _reusable(out, photos)
-    todo = photos[~photos["path"].isin(reused["path"])]
-    log.info(
-        "faces: %d photos in %s, %d reused from %s, %d to detect",
-        len(photos),
-        root,
-        len(reused),
-        out,
-        len(todo),
-    )
-    started = time.monotonic()
-    detected, failed = _detect_in_workers(list(todo["file"]), workers, min_score, max_side)
-    seconds = time.monotonic() - started
-    detected = pd.DataFrame(detected, columns=["file", *COLUMNS[1:]])
-    table = _assemble(photos, reused, detected)
-    if len(todo) or reused.attrs["rows"] != len(table):  # else the file is up to date
-        write_face_boxes(table.drop(columns=["file", "kind"]), out)
+        reused = _reusable(out, photos)
+        todo = photos[~photos["path"].isin(reused["path"])]
+        counts = (len(photos), root, len(reused), out, len(todo))
+        log.info("faces: %d photos in %s, %d reused from %s, %d to detect", *counts)
+        started = time.monotonic()
+        detected, failed = _detect_in_workers(list(todo["file"]), workers, min_score, max_side)
+        seconds = time.monotonic() - started
+        detected = pd.DataFrame(detected, columns=["file", *COLUMNS[1:]])
+        table = _assemble(photos, reused, detected)
+        if len(todo) or reused.attrs["rows"] != len(table):  # else the file is up to date
+            write_face_boxes(table.drop(columns=["file", "kind"]), out)
     _log_summary(table, len(todo) - len(failed), seconds, out)
     if failed:
         raise ArchiveError(root, [err for _, err in failed])
@@ -203,7 +187,7 @@ def _reusable(out: Path, photos: pd.DataFrame) -> pd.DataFrame:
         return empty
     try:
         previous = pd.read_csv(out, dtype={"path": str, "detector": str, "found": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError):
+    except ValueError:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
         log.warning("faces: %s cannot be read; detecting every photo again", out)
         return empty
     if any(c not in previous.columns for c in (*COLUMNS, *STAMP)):
@@ -227,7 +211,7 @@ def _detect_in_workers(
     that could not be decoded; chunks spread over ``workers`` fresh processes."""
     if not files:
         return [], []
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or cpu_count()
     size = max(1, min(CHUNK, math.ceil(len(files) / workers)))
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
     rows: list[dict] = []

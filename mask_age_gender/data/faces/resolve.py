@@ -74,7 +74,7 @@ def lists_all(path: Path, photos: Sequence[str], root: str | Path) -> bool:
     are checked once, where they are read); a file that cannot say is detected anew."""
     try:
         listed = set(pd.read_csv(path, usecols=["path"], dtype=str)["path"])
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+    except ValueError:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
         return False
     return all(relative_path(photo, root) in listed for photo in photos)
 
@@ -92,13 +92,9 @@ def face_boxes_table(
             "data.face_boxes=FILE, or let the Trainer run the data module's prepare_data"
         )
     table = read_face_boxes(path, root)
-    log.info("face_crop: boxes from %s (sha1 %s)", path, file_digest(path))
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]  # which version this process read
+    log.info("face_crop: boxes from %s (sha1 %s)", path, digest)
     return table, path
-
-
-def file_digest(path: Path) -> str:
-    """The first 12 hex digits of a file's SHA-1: which version of a file a process read."""
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
 def boxes_for(

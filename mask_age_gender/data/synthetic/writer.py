@@ -8,7 +8,6 @@ layout from ``plan``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
 
@@ -16,7 +15,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from mask_age_gender.data.archive import EVAL_CSV, TRAIN_COLUMNS, TRAIN_CSV
 from mask_age_gender.data.faces.boxes import COLUMNS, TRUE_BOXES_FILE, write_face_boxes
+from mask_age_gender.files import write_csv_atomic
 
 from .drawing import Shot, photos_of
 from .plan import RACE, Person, Plan, label_of, plan_archive
@@ -41,14 +42,6 @@ def _save(img: Image.Image, path: Path) -> None:
 
 def _eval_image_id(seed: int, person: Person, photo: str) -> str:
     return hashlib.sha1(f"synthetic:{seed}:{person.index}:{photo}".encode()).hexdigest() + ".jpg"
-
-
-def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def _true_box(path: str, shot: Shot) -> tuple:
@@ -78,7 +71,7 @@ def _write_train(out: Path, plan: Plan, seed: int, size: tuple[int, int]) -> lis
             (images / f"._{person.path}").write_bytes(APPLEDOUBLE)
     rows = [(p.id, p.gender, RACE, p.age, p.path) for p in plan.train]
     rows.sort(key=lambda r: (r[0], r[4]))  # the real csv is in id order
-    _write_csv(out / "train" / "train.csv", ("id", "gender", "race", "age", "path"), rows)
+    write_csv_atomic(out / TRAIN_CSV, pd.DataFrame(rows, columns=list(TRAIN_COLUMNS)))
     return boxes
 
 
@@ -103,8 +96,9 @@ def _write_eval(
     boxes = [boxes[i] for i in plan.eval_order]
     if quirks and truth:
         (images / f"._{truth[0][0]}").write_bytes(APPLEDOUBLE)
-    _write_csv(out / "eval" / "info.csv", ("ImageID", "ans"), [(t[0], 0) for t in truth])
-    _write_csv(out / "eval_truth.csv", ("ImageID", "ans", "person"), truth)
+    table = pd.DataFrame(truth, columns=["ImageID", "ans", "person"])
+    write_csv_atomic(out / EVAL_CSV, table.assign(ans=0)[["ImageID", "ans"]])
+    write_csv_atomic(out / "eval_truth.csv", table)
     return boxes
 
 
