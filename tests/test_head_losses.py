@@ -4,12 +4,10 @@ curves figure draws them."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from omegaconf import DictConfig
@@ -23,9 +21,9 @@ from mask_age_gender.results.run_reader import epoch_history
 from mask_age_gender.train import train
 
 from .conftest import TINY, compose_config
+from .ddp_ranks import TASKS, free_port, head_losses
 from .tiny_runs import tiny_sweep
 
-TASKS = ("mask", "gender", "age")
 HEAD_COLUMNS = [f"{stage}/loss_{task}" for stage in ("train", "val") for task in TASKS]
 WEIGHTS = {"mask": 1.0, "gender": 0.5, "age": 2.0}  # not all 1: the sum must weigh the heads
 
@@ -105,31 +103,9 @@ def test_the_curves_figure_draws_each_head_when_logged(
     assert len(single) == 3 and not any("unweighted" in label for label in single)
 
 
-def _ddp_worker(rank: int, port: int, out: Path) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
-        metrics = TaskMetrics(loss_tasks=TASKS)
-        photos = 3 if rank == 0 else 1  # the processes' shares differ in size
-        preds = target = torch.zeros(photos, dtype=torch.long)
-        losses = {task: torch.tensor(1.0 + rank + i) for i, task in enumerate(TASKS)}
-        metrics.update(preds, target, torch.tensor(10.0 * (rank + 1)), losses)
-        scores = {name: float(value) for name, value in metrics.compute().items()}
-        torch.save(scores, out / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow  # two processes (forked: they need no fresh imports)
+@pytest.mark.slow  # two fresh processes (ddp_ranks.py says why not forked)
 def test_ddp_processes_share_the_head_losses(tmp_path: Path) -> None:
-    mp.start_processes(
-        _ddp_worker, args=(free_port(), tmp_path), nprocs=2, join=True, start_method="fork"
-    )
+    mp.start_processes(head_losses, args=(free_port(), tmp_path), nprocs=2, start_method="spawn")
     for rank in (0, 1):
         scores = torch.load(tmp_path / f"rank{rank}.pt")
         assert scores["loss"] == pytest.approx((3 * 10.0 + 1 * 20.0) / 4)
