@@ -120,20 +120,3 @@ def run_sweep(
     result = run_app(*flags, "-m", *tiny, *overrides, *paths, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
-def test_other_loggers_write_their_files_and_keep_metrics_csv(
-    train_config: Callable[..., DictConfig], monkeypatch: pytest.MonkeyPatch, logger: str
-) -> None:
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = train_config(f"logger={logger}", "trainer=debug")
-    train(cfg)
-    run = Path(cfg.paths.output_dir)
-    assert (run / "metrics.csv").is_file() and (run / "summary.json").is_file()
-    pattern = (
-        "tensorboard/events.out.tfevents.*" if logger == "tensorboard" else "wandb/offline-run-*"
-    )
-    assert list(run.glob(pattern)), sorted(str(p.relative_to(run)) for p in run.rglob("*"))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import wandb
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -46,6 +47,7 @@ def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             env.setenv("WANDB_DIR", str(sweep.parent / "wandb_dir"))
             for name, overrides in FINISHED.items():
                 train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
+        wandb.teardown()  # its service process and threads: a pytest worker forks later
         write_started_run(sweep / CRASHED, [f"data.root={archive}", "model=test_vit"])
         write_crashed_midway(sweep / LOGGED, sweep / CRASHED_MIDWAY)
 
