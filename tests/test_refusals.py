@@ -1,8 +1,9 @@
-"""The ``train`` command's refusals as a user meets them, in one fresh process set up like a
-core install with no network: every extra's modules made really unimportable
-(``sys.modules[name] = None``) and the hub client offline from the start (``HF_HUB_OFFLINE=1``,
-read when huggingface_hub is imported). The command then runs once per refusal, as
-``python -m`` runs it. Each refusal is its message and exit status 1, never a traceback."""
+"""The commands' refusals as a user meets them, in one fresh process set up like a core install
+with no network: every extra's modules made really unimportable (``sys.modules[name] = None``)
+and the hub client offline from the start (``HF_HUB_OFFLINE=1``, read when huggingface_hub is
+imported). The commands then run once per refusal, as ``python -m`` runs them, ``predict``
+first (what it imports and registers itself, before ``train`` has). Each refusal is its message
+and exit status 1, never a traceback."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ import contextlib, io, json, runpy, sys
 for name in sys.argv[1].split(","):
     sys.modules[name] = None  # import NAME now raises ImportError
 results = {}
-for command in json.loads(sys.argv[2]):
-    sys.argv, stderr = ["train", *command[1:]], io.StringIO()
+for command in json.loads(sys.argv[2]):  # [name, module, *args]
+    sys.argv, stderr = [command[1], *command[2:]], io.StringIO()
     with contextlib.redirect_stderr(stderr):
         try:
-            runpy.run_module("mask_age_gender.train", run_name="__main__")
+            runpy.run_module(command[1], run_name="__main__")
         except SystemExit as stop:
             results[command[0]] = [stop.code, stderr.getvalue()]
 print(json.dumps(results))
@@ -46,13 +47,17 @@ def test_every_refusal_is_its_message_and_exit_1(archive: Path, tmp_path: Path) 
     runs, cwd = tmp_path / "runs", tmp_path / "cwd"
     cwd.mkdir()
     tiny = [*TINY, f"data.root={archive}"]
-    commands = [
-        [extra, *tiny, f"hydra.run.dir={runs / extra}", option]
+    missing = tmp_path / "none.ckpt"
+    predict = [f"ckpt={missing}", f"data.root={archive}", f"output={runs / 'submission.csv'}"]
+    commands = [["predict", "mask_age_gender.predict", *predict]]
+    train = "mask_age_gender.train"
+    commands += [
+        [extra, train, *tiny, f"hydra.run.dir={runs / extra}", option]
         for extra, option in sorted(CHOSEN.items())
     ]
-    commands.append(["no archive", f"hydra.run.dir={runs / 'no archive'}"])  # data.root's default
+    commands.append(["no archive", train, f"hydra.run.dir={runs / 'no archive'}"])  # the default
     hub = [*tiny, "model=resnet50", "model.pretrained=true", f"hydra.run.dir={runs / 'hub'}"]
-    commands.append(["hub", *hub])
+    commands.append(["hub", train, *hub])
     hidden = ",".join(module for extra in sorted(EXTRAS) for module in EXTRAS[extra])
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
     env |= {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}  # an empty cache
@@ -64,6 +69,11 @@ def test_every_refusal_is_its_message_and_exit_1(archive: Path, tmp_path: Path) 
     stopped = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(stopped) == sorted(command[0] for command in commands)  # each stopped
     assert all(code == 1 and TRACE not in stderr for code, stderr in stopped.values())
+    assert TRACE not in result.stdout and TRACE not in result.stderr
+    assert list(cwd.iterdir()) == []  # nothing where the commands ran
+
+    assert f"error: checkpoint {missing} not found" in stopped["predict"][1]
+    assert not (runs / "submission.csv").exists()
 
     for extra, option in CHOSEN.items():  # one line naming the install, before any run folder
         expected = f"error: {option} needs the {extra} extra: "

@@ -45,9 +45,11 @@ def tiny_sweep(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             env.setenv("WANDB_MODE", "offline")
             env.setenv("WANDB_SILENT", "true")
             env.setenv("WANDB_DIR", str(sweep.parent / "wandb_dir"))
-            for name, overrides in FINISHED.items():
-                train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
-        wandb.teardown()  # its service process and threads: a pytest worker forks later
+            try:
+                for name, overrides in FINISHED.items():
+                    train(compose_config([*base, "error_analysis=true", *overrides], sweep / name))
+            finally:
+                wandb.teardown()  # its service process and threads: a pytest worker forks later
         write_started_run(sweep / CRASHED, [f"data.root={archive}", "model=test_vit"])
         write_crashed_midway(sweep / LOGGED, sweep / CRASHED_MIDWAY)
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torchvision.io
 
-from mask_age_gender.data.photos import JPEG_SUFFIXES, load_rgb, read_pil
+from mask_age_gender.data.photos import JPEG_SUFFIXES, read_jpeg_opencv, read_pil
 
 CHECKED = 16  # photos whose pixels are compared with PIL's
 SAME_PIXELS = 1.0  # mean absolute difference (grey levels) still counted as the same image
@@ -24,9 +24,18 @@ def decode_torchvision(path: str) -> np.ndarray:
     return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
 
 
+def decode_opencv(path: str) -> np.ndarray:
+    """What ``load_rgb`` does with a JPEG, failing where it would fall back to PIL (a figure
+    named opencv must be OpenCV's)."""
+    image = read_jpeg_opencv(path)
+    if image is None:
+        raise OSError(f"OpenCV cannot decode {path}")
+    return image
+
+
 DECODERS: dict[str, Callable[[str], np.ndarray]] = {
     "pil": read_pil,  # the reference: what the baseline's plain loop does
-    "opencv": load_rgb,  # what the data module decodes a JPEG with
+    "opencv": decode_opencv,
     "torchvision": decode_torchvision,
 }
 

@@ -108,8 +108,8 @@ def class_maps(
 ) -> torch.Tensor:
     """(B, H, W) Grad-CAM maps of ``classes`` at ``layer``, ReLU'd, at the images' size.
 
-    ``forward`` maps images to (B, classes) scores; it must be in eval mode. Refuses a layer
-    whose output is not a (B, C, h, w) feature map (:func:`check_feature_map`)."""
+    ``forward`` maps images to (B, classes) scores, the module behind it in eval mode. Refuses a
+    layer whose output is not a (B, C, h, w) feature map (:func:`check_feature_map`)."""
     shapes: list[tuple[int, ...]] = []
 
     def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
@@ -250,9 +250,9 @@ class MaskedViews(Dataset):
         return len(self.photos)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """Photo ``index`` prepared as the network sees it, its face box as a 0/1 mask of the
-        same pixels (all 0 where it has none; the box rounded to whole pixels, clipped to the
-        photo), and the network's input made of it."""
+        """(the network's input, photo ``index`` prepared as the network sees it before
+        normalisation, its face box as a 0/1 mask of the same pixels: all 0 where it has none,
+        the box rounded to whole pixels and clipped to the photo)."""
         image, face = load_rgb(self.photos.paths[index]), self.faces[index]
         mask = np.zeros(image.shape[:2], dtype=np.uint8)
         if not np.isnan(face).any():
