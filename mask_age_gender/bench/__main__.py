@@ -53,7 +53,9 @@ from mask_age_gender.bench.breakdown import table
 from mask_age_gender.bench.build import (
     Settings,
     bench_archive,
+    compose_config,
     fabric_for,
+    limited_datamodule,
     model_overrides,
     prepared,
 )
@@ -304,7 +306,8 @@ def ladder(args: argparse.Namespace, save: Callable[[dict[str, Any]], Any]) -> d
     archive = args.archive or bench_archive()
     plans = [(case, settings_for(args, archive, case)) for case in cases(args)]  # all valid?
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        shared = settings_of(*prepared(plans[0][1], Path(tmp)), plans[0][1])
+        config = compose_config(plans[0][1].overrides, Path(tmp))  # not fitted: no stats pass
+        shared = settings_of(config, limited_datamodule(config, args.photos), plans[0][1])
     for key in ("model", "batch_size", "compile", "overrides"):  # the rows' own
         del shared[key]
     report: dict[str, Any] = {"settings": shared | {"overrides": args.set, "repeats": args.repeats}}

@@ -16,14 +16,6 @@ CHECKED = 16  # photos whose pixels are compared with PIL's
 SAME_PIXELS = 1.0  # mean absolute difference (grey levels) still counted as the same image
 
 
-def decode_torchvision(path: str) -> np.ndarray:
-    """``decode_jpeg`` to C×H×W, then the H×W×3 array the augmentation takes."""
-    image = torchvision.io.decode_jpeg(
-        torchvision.io.read_file(path), torchvision.io.ImageReadMode.RGB
-    )
-    return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
-
-
 def decode_opencv(path: str) -> np.ndarray:
     """What ``load_rgb`` does with a JPEG, failing where it would fall back to PIL (a figure
     named opencv must be OpenCV's)."""
@@ -31,6 +23,14 @@ def decode_opencv(path: str) -> np.ndarray:
     if image is None:
         raise OSError(f"OpenCV cannot decode {path}")
     return image
+
+
+def decode_torchvision(path: str) -> np.ndarray:
+    """``decode_jpeg`` to C×H×W, then the H×W×3 array the augmentation takes."""
+    image = torchvision.io.decode_jpeg(
+        torchvision.io.read_file(path), torchvision.io.ImageReadMode.RGB
+    )
+    return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
 
 
 DECODERS: dict[str, Callable[[str], np.ndarray]] = {
